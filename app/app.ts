@@ -1,0 +1,47 @@
+import { HTTPException } from "hono/http-exception";
+import { createRouter } from "./lib/create-router.ts";
+import { ApiError, errorBody, toApiError } from "./lib/errors.ts";
+import { accessLog } from "./middleware/access-log/index.ts";
+import { requestId } from "./middleware/request-id/index.ts";
+import { registerDocs } from "./routes/docs/docs.index.ts";
+import { registerMeta } from "./routes/meta/meta.index.ts";
+import type { AppServices } from "./types.ts";
+import { version } from "./version.ts";
+
+/**
+ * Builds the API as a plain Fetch handler: `createApp(services).fetch(request)` runs in any
+ * runtime with Request/Response; only the services passed in know about Node, MySQL or sockets.
+ */
+export function createApp(services: AppServices) {
+  const app = createRouter();
+
+  app.use(async function provideServices(c, next) {
+    c.set("services", services);
+    await next();
+  });
+  app.use(requestId());
+  app.use(accessLog());
+
+  registerMeta(app);
+  registerDocs(app, { version });
+
+  app.notFound((c) => c.json(errorBody("not_found", `Not found: ${c.req.method} ${c.req.path}`), 404));
+
+  app.onError(function answerError(error, c) {
+    if (error instanceof HTTPException) {
+      const apiError = toApiError(error);
+      const log = c.var.log ?? services.logger;
+      if (apiError.status >= 500)
+        log.warn("request failed", { code: apiError.code, error: apiError.message });
+      const headers = error instanceof ApiError ? error.headers : {};
+      return c.json(errorBody(apiError.code, apiError.message), apiError.status, headers);
+    }
+    // Anything else is a bug: log it whole, tell the client only that it happened.
+    (c.var.log ?? services.logger).error("unhandled error", { error });
+    return c.json(errorBody("internal_error", "Internal server error"), 500);
+  });
+
+  return app;
+}
+
+export type PicassoApp = ReturnType<typeof createApp>;

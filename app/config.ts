@@ -1,0 +1,201 @@
+/**
+ * The only module that reads `process.env`. Every setting has one entry in `options`: its flag,
+ * environment variable, default and description; the CLI builds its arguments from the same table,
+ * and one zod schema validates the merged result (flag beats env beats default).
+ */
+import { z } from "zod";
+
+export type OptionSpec = {
+  /** Environment variable consulted when the flag is absent. */
+  env?: string;
+  default?: string;
+  description: string;
+  /** Takes no value (`--flag`); the environment value must be true/false/1/0. */
+  boolean?: boolean;
+};
+
+export const logLevels = ["trace", "debug", "info", "warning", "error", "critical"] as const;
+export type LogLevel = (typeof logLevels)[number];
+
+const logLevelAliases: Record<string, LogLevel> = { warn: "warning", fatal: "critical" };
+
+export const serveOptions = {
+  host: { env: "PICASSO_HOST", default: "0.0.0.0", description: "API service bind host." },
+  port: { env: "PICASSO_PORT", default: "10001", description: "API service bind port." },
+  "db-uri": {
+    env: "PICASSO_DB",
+    description: "Picasso persistence storage URI (mysql:// or mysql+pymysql://).",
+  },
+  "keystone-endpoint": {
+    env: "KEYSTONE_ENDPOINT",
+    description: "OpenStack Identity service endpoint, with or without /v3.",
+  },
+  "functions-url": {
+    env: "FUNCTIONS_URL",
+    default: "http://localhost:8080/v1",
+    description: "IronFunctions API URL (http(s)://host:port/v1).",
+  },
+  "log-level": {
+    env: "PICASSO_LOG_LEVEL",
+    default: "INFO",
+    description: "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+  },
+  "log-file": { env: "PICASSO_LOG_FILE", description: "Log file path (default: standard error)." },
+  "log-format": { env: "PICASSO_LOG_FORMAT", default: "text", description: "Log format: text or json." },
+  "shutdown-timeout": {
+    env: "PICASSO_SHUTDOWN_TIMEOUT",
+    default: "30",
+    description: "Seconds to let in-flight requests finish after SIGTERM/SIGINT.",
+  },
+} satisfies Record<string, OptionSpec>;
+
+export const migrateOptions = {
+  "db-uri": serveOptions["db-uri"],
+  "log-level": serveOptions["log-level"],
+  "log-file": serveOptions["log-file"],
+  "log-format": serveOptions["log-format"],
+} satisfies Record<string, OptionSpec>;
+
+/** The original's env files say `mysql+pymysql://`; the driver here only knows `mysql://`. */
+export function normaliseDbUri(raw: string): string {
+  const uri = raw.trim().replace(/^mysql\+[a-z0-9]+:\/\//i, "mysql://");
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new Error("must be a URI like mysql://user:password@host:3306/database");
+  }
+  if (url.protocol !== "mysql:") throw new Error("must start with mysql:// or mysql+pymysql://");
+  if (!url.hostname) throw new Error("must name a host");
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ""));
+  if (!/^[A-Za-z0-9_$-]{1,64}$/.test(database)) throw new Error("must name a database, e.g. /picasso");
+  return url.toString();
+}
+
+/** For messages and readiness output: the URI without its password. */
+export function redactUri(uri: string): string {
+  try {
+    const url = new URL(uri);
+    if (url.password) url.password = "***";
+    return url.toString();
+  } catch {
+    return "<unparseable>";
+  }
+}
+
+const dbUri = z.string().transform((value, ctx) => {
+  try {
+    return normaliseDbUri(value);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const httpUrl = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === "http:" || url.protocol === "https:") && !url.username && !url.password;
+    } catch {
+      return false;
+    }
+  }, "must be an http(s) URL without credentials")
+  .transform((value) => value.replace(/\/+$/, ""));
+
+const logLevel = z
+  .string()
+  .transform((value) => value.trim().toLowerCase())
+  .transform((value) => logLevelAliases[value] ?? value)
+  .pipe(z.enum(logLevels, { error: "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL" }));
+
+const seconds = z.coerce
+  .number({ error: "must be a number of seconds" })
+  .min(0, "must not be negative")
+  .max(3600, "must be at most 3600");
+
+export const serveConfigSchema = z.object({
+  host: z.string().trim().min(1, "must not be empty"),
+  port: z.coerce
+    .number({ error: "must be a port number" })
+    .int("must be an integer")
+    .min(0, "must be between 0 and 65535")
+    .max(65535, "must be between 0 and 65535"),
+  "db-uri": dbUri,
+  "keystone-endpoint": httpUrl.optional(),
+  "functions-url": httpUrl,
+  "log-level": logLevel,
+  "log-file": z.string().min(1).optional(),
+  "log-format": z.enum(["text", "json"], { error: "must be text or json" }),
+  "shutdown-timeout": seconds,
+});
+
+export const migrateConfigSchema = serveConfigSchema.pick({
+  "db-uri": true,
+  "log-level": true,
+  "log-file": true,
+  "log-format": true,
+});
+
+export type ServeConfig = z.infer<typeof serveConfigSchema>;
+export type MigrateConfig = z.infer<typeof migrateConfigSchema>;
+export type LogConfig = Pick<ServeConfig, "log-level" | "log-file" | "log-format">;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type FlagValues = Record<string, string | boolean | undefined>;
+
+/** Merges flags, environment and defaults for the options in `specs`, flag first. */
+export function mergeOptionSources(
+  specs: Record<string, OptionSpec>,
+  flags: FlagValues,
+  env: Record<string, string | undefined> = process.env,
+): Record<string, string | boolean | undefined> {
+  const merged: Record<string, string | boolean | undefined> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    const fromFlag = flags[name];
+    const fromEnv = spec.env ? env[spec.env] : undefined;
+    const value = fromFlag ?? (fromEnv === "" ? undefined : fromEnv) ?? spec.default;
+    merged[name] = value;
+  }
+  return merged;
+}
+
+/** Validates merged options; the error names the option by its flag and environment variable. */
+export function parseOptions<S extends z.ZodType>(
+  schema: S,
+  specs: Record<string, OptionSpec>,
+  flags: FlagValues,
+  env: Record<string, string | undefined> = process.env,
+): z.infer<S> {
+  const merged = mergeOptionSources(specs, flags, env);
+  const result = schema.safeParse(merged);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const name = String(issue?.path[0] ?? "");
+  const spec = specs[name];
+  const where = spec?.env ? `--${name} (${spec.env})` : `--${name}`;
+  const message = merged[name] === undefined ? "is required" : issue?.message;
+  throw new ConfigError(`invalid option ${where}: ${message}`);
+}
+
+export const loadServeConfig = (flags: FlagValues, env?: Record<string, string | undefined>) =>
+  parseOptions(serveConfigSchema, serveOptions, flags, env);
+
+export const loadMigrateConfig = (flags: FlagValues, env?: Record<string, string | undefined>) =>
+  parseOptions(migrateConfigSchema, migrateOptions, flags, env);
+
+/** drizzle-kit reads the same variable the original's alembic did. */
+export function migrationsDbUri(env: Record<string, string | undefined> = process.env): string {
+  const raw = env.PICASSO_MIGRATIONS_DB ?? env.PICASSO_DB;
+  if (!raw) throw new ConfigError("set PICASSO_MIGRATIONS_DB to mysql://user:password@host/database");
+  try {
+    return normaliseDbUri(raw);
+  } catch (error) {
+    throw new ConfigError(`invalid PICASSO_MIGRATIONS_DB: ${(error as Error).message}`);
+  }
+}

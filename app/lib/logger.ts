@@ -1,0 +1,118 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import { type ConsolaInstance, createConsola, type LogObject } from "consola";
+import type { LogLevel } from "../config.ts";
+
+export type LogFields = Record<string, unknown>;
+
+/** Structured logger: a message plus fields. `child` adds fields (e.g. the request id) cheaply. */
+export interface Logger {
+  trace(message: string, fields?: LogFields): void;
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  child(fields: LogFields): Logger;
+}
+
+const consolaLevels: Record<LogLevel, number> = {
+  trace: 5,
+  debug: 4,
+  info: 3,
+  warning: 1,
+  error: 0,
+  critical: 0,
+};
+
+const levelNames: Record<string, string> = {
+  trace: "TRACE",
+  debug: "DEBUG",
+  info: "INFO",
+  log: "INFO",
+  success: "INFO",
+  warn: "WARNING",
+  error: "ERROR",
+  fatal: "CRITICAL",
+};
+
+/** Field names whose values must never reach a log, whatever a caller passes. */
+const secretField = /token|password|secret|authorization|cookie|credential/i;
+
+export function redactFields(fields: LogFields): LogFields {
+  const clean: LogFields = {};
+  for (const [key, value] of Object.entries(fields)) {
+    clean[key] = secretField.test(key) ? "***" : value;
+  }
+  return clean;
+}
+
+function formatValue(value: unknown): string {
+  if (value instanceof Error) return JSON.stringify(value.stack ?? value.message);
+  if (typeof value === "string") return /[\s"=]/.test(value) ? JSON.stringify(value) : value;
+  return JSON.stringify(value);
+}
+
+export type LogSink = { write(line: string): void; reopen(): void; close(): Promise<void> };
+
+export function createLogSink(file?: string): LogSink {
+  if (!file) {
+    return { write: (line) => process.stderr.write(line), reopen: () => {}, close: async () => {} };
+  }
+  let stream: WriteStream = createWriteStream(file, { flags: "a" });
+  return {
+    write: (line) => stream.write(line),
+    // logrotate moves the file and sends SIGHUP: keep writing to the new file at the old path.
+    reopen: () => {
+      const old = stream;
+      stream = createWriteStream(file, { flags: "a" });
+      old.end();
+    },
+    close: () => new Promise((resolve) => stream.end(resolve)),
+  };
+}
+
+export type LoggerOptions = { level: LogLevel; format: "text" | "json"; sink: LogSink };
+
+export function createLogger(options: LoggerOptions): Logger {
+  const reporter = {
+    log(logObj: LogObject) {
+      const [message, fields] = logObj.args as [string, LogFields | undefined];
+      const level = levelNames[logObj.type] ?? "INFO";
+      const clean = fields ? redactFields(fields) : {};
+      const time = logObj.date.toISOString();
+      if (options.format === "json") {
+        options.sink.write(`${JSON.stringify({ time, level, message, ...clean })}\n`);
+        return;
+      }
+      const extra = Object.entries(clean)
+        .map(([key, value]) => `${key}=${formatValue(value)}`)
+        .join(" ");
+      options.sink.write(`${time} ${level} ${message}${extra ? ` ${extra}` : ""}\n`);
+    },
+  };
+  const consola = createConsola({ level: consolaLevels[options.level], reporters: [reporter] });
+  return wrap(consola, {});
+}
+
+function wrap(consola: ConsolaInstance, bound: LogFields): Logger {
+  const emit =
+    (method: "trace" | "debug" | "info" | "warn" | "error") => (message: string, fields?: LogFields) =>
+      consola[method](message, fields ? { ...bound, ...fields } : bound);
+  return {
+    trace: emit("trace"),
+    debug: emit("debug"),
+    info: emit("info"),
+    warn: emit("warn"),
+    error: emit("error"),
+    child: (fields) => wrap(consola, { ...bound, ...fields }),
+  };
+}
+
+/** For tests and embedders that want no output. */
+export const silentLogger: Logger = {
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child: () => silentLogger,
+};

@@ -1,0 +1,25 @@
+import { randomUUID } from "node:crypto";
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../../types.ts";
+
+export const requestIdHeader = "X-Openstack-Request-Id";
+const wellFormed = /^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function isWellFormedRequestId(value: string | undefined): value is string {
+  return value !== undefined && wellFormed.test(value);
+}
+
+/**
+ * Keeps a caller's well-formed `X-Openstack-Request-Id` (so one id follows a call across OpenStack
+ * services) or makes one, and binds it to the request's logger.
+ */
+export function requestId() {
+  return createMiddleware<AppEnv>(async function requestIdMiddleware(c, next) {
+    const incoming = c.req.header(requestIdHeader);
+    const id = isWellFormedRequestId(incoming) ? incoming : `req-${randomUUID()}`;
+    c.set("requestId", id);
+    c.set("log", c.var.services.logger.child({ request_id: id }));
+    await next();
+    c.header(requestIdHeader, id);
+  });
+}

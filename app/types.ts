@@ -1,0 +1,39 @@
+import type { Database } from "../db/client.ts";
+import type { Logger } from "./lib/logger.ts";
+
+/** Who a validated Keystone token belongs to; set by the auth middleware, read by handlers. */
+export type Identity = {
+  userId: string;
+  /** null for domain-scoped or unscoped tokens: they can act on no project. */
+  projectId: string | null;
+  roles: readonly string[];
+  expiresAt: Date;
+};
+
+/** Serves files the API explorer needs; supplied by the runtime (Node reads them from disk). */
+export type AssetSource = (name: string) => Promise<{ body: Uint8Array; contentType: string } | null>;
+
+/** Process state that outlives a request: lets health checks report draining during shutdown. */
+export type Lifecycle = { draining: boolean };
+
+/**
+ * Everything the app needs, built once by the caller of createApp and passed in: the app keeps
+ * no module-level state, so tests build as many independent apps as they like.
+ */
+export interface AppServices {
+  db: Database;
+  logger: Logger;
+  lifecycle: Lifecycle;
+  assets?: AssetSource;
+  /** Public base URL of this API if it sits behind a proxy; else derived from each request. */
+  publicUrl?: string;
+}
+
+export type AppEnv = {
+  Variables: {
+    services: AppServices;
+    requestId: string;
+    log: Logger;
+    identity?: Identity;
+  };
+};

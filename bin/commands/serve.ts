@@ -1,0 +1,89 @@
+import { defineCommand } from "citty";
+import { createApp } from "../../app/app.ts";
+import { loadServeConfig, redactUri, type ServeConfig, serveOptions } from "../../app/config.ts";
+import { createLogger, createLogSink } from "../../app/lib/logger.ts";
+import { swaggerUiAssets } from "../../app/node/assets.ts";
+import { listen } from "../../app/node/server.ts";
+import type { AppServices } from "../../app/types.ts";
+import { createDatabase } from "../../db/client.ts";
+import { checkSchema } from "../../db/migrate.ts";
+import { cliArgs, givenFlags } from "../args.ts";
+import { exitWithError } from "../fail.ts";
+
+export const serveArgs = cliArgs(serveOptions);
+
+export async function serveWith(config: ServeConfig): Promise<void> {
+  const sink = createLogSink(config["log-file"]);
+  const logger = createLogger({ level: config["log-level"], format: config["log-format"], sink });
+  const database = createDatabase(config["db-uri"]);
+
+  try {
+    const schema = await checkSchema(database.pool);
+    if (schema.state === "missing" || schema.state === "behind") {
+      throw new Error(
+        `database schema is ${schema.state === "missing" ? "missing" : "older than this code"}: run \`picasso-api migrate\` first`,
+      );
+    }
+    if (schema.state === "ahead") logger.warn("database schema is newer than this code", schema);
+  } catch (caught) {
+    const error =
+      (caught as { code?: string }).code === "ER_BAD_DB_ERROR"
+        ? new Error(
+            `${(caught as Error).message}: run \`picasso-api migrate\` first (it creates the database)`,
+          )
+        : caught;
+    await database.close().catch(() => {});
+    logger.error("cannot start", { database: redactUri(config["db-uri"]), error: (error as Error).message });
+    await sink.close();
+    exitWithError(error);
+  }
+
+  const services: AppServices = {
+    db: database.db,
+    logger,
+    lifecycle: { draining: false },
+    assets: swaggerUiAssets(),
+  };
+  const app = createApp(services);
+  const running = await listen({
+    fetch: app.fetch,
+    host: config.host,
+    port: config.port,
+    logger,
+    lifecycle: services.lifecycle,
+  }).catch((error: Error) =>
+    exitWithError(`cannot listen on ${config.host}:${config.port}: ${error.message}`),
+  );
+  logger.info("picasso-api listening", { host: config.host, port: running.port });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down", { signal });
+    await running.shutdown(config["shutdown-timeout"] * 1000);
+    await database
+      .close()
+      .catch((error: Error) => logger.warn("closing the pool failed", { error: error.message }));
+    logger.info("stopped");
+    await sink.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGHUP", () => sink.reopen());
+}
+
+export const serveCommand = defineCommand({
+  meta: { name: "serve", description: "Start the Picasso API service (default command)" },
+  args: serveArgs,
+  async run({ args }) {
+    let config: ServeConfig;
+    try {
+      config = loadServeConfig(givenFlags(serveOptions, args));
+    } catch (error) {
+      exitWithError(error);
+    }
+    await serveWith(config);
+  },
+});

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine of this kind: installs what is missing, starts the
+# services the tests talk to (MariaDB, Keystone), then type-checks, lints and runs vitest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+bash scripts/mariadb.sh
+if [ -f scripts/keystone.sh ]; then bash scripts/keystone.sh start; fi
+
+npx tsc --noEmit
+npx biome ci .
+
+mkdir -p .state
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=.state/vitest-report.json "$@" || status=$?
+# A closing line any CI can read, whatever reporter vitest uses.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".state/vitest-report.json", "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' || true
+exit "$status"
