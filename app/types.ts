@@ -1,5 +1,7 @@
 import type { Database } from "../db/client.ts";
 import type { Logger } from "./lib/logger.ts";
+import type { Authenticator, RoleNames } from "./services/auth/types.ts";
+import type { FunctionEngine } from "./services/engine/types.ts";
 
 /** Who a validated Keystone token belongs to; set by the auth middleware, read by handlers. */
 export type Identity = {
@@ -23,6 +25,9 @@ export type Lifecycle = { draining: boolean };
 export interface AppServices {
   db: Database;
   logger: Logger;
+  authenticator: Authenticator;
+  roleNames: RoleNames;
+  engine: FunctionEngine;
   lifecycle: Lifecycle;
   assets?: AssetSource;
   /** Public base URL of this API if it sits behind a proxy; else derived from each request. */

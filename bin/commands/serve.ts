@@ -1,9 +1,12 @@
 import { defineCommand } from "citty";
 import { createApp } from "../../app/app.ts";
 import { loadServeConfig, redactUri, type ServeConfig, serveOptions } from "../../app/config.ts";
+import { ApiError } from "../../app/lib/errors.ts";
 import { createLogger, createLogSink } from "../../app/lib/logger.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
+import { defaultRoleNames } from "../../app/services/auth/types.ts";
+import type { FunctionEngine } from "../../app/services/engine/types.ts";
 import type { AppServices } from "../../app/types.ts";
 import { createDatabase } from "../../db/client.ts";
 import { checkSchema } from "../../db/migrate.ts";
@@ -41,6 +44,15 @@ export async function serveWith(config: ServeConfig): Promise<void> {
   const services: AppServices = {
     db: database.db,
     logger,
+    // Replaced by the Keystone authenticator and the IronFunctions driver as they land.
+    authenticator: {
+      kind: "keystone",
+      authenticate: async () => {
+        throw new ApiError("service_unavailable", "authentication is not configured yet");
+      },
+    },
+    roleNames: defaultRoleNames,
+    engine: undefined as unknown as FunctionEngine,
     lifecycle: { draining: false },
     assets: swaggerUiAssets(),
   };

@@ -1,7 +1,29 @@
 import { createApp } from "../../app/app.ts";
+import { ApiError } from "../../app/lib/errors.ts";
 import { silentLogger } from "../../app/lib/logger.ts";
+import { type Authenticator, defaultRoleNames } from "../../app/services/auth/types.ts";
+import { EngineError, type FunctionEngine } from "../../app/services/engine/types.ts";
 import type { AppServices } from "../../app/types.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
+
+/** For tests that must not reach an engine: every call fails as if it were down. */
+export const unreachableEngine: FunctionEngine = new Proxy({ kind: "unreachable" } as FunctionEngine, {
+  get(target, property) {
+    if (property === "kind") return target.kind;
+    if (property === "then") return undefined;
+    return async () => {
+      throw new EngineError("unavailable", "no function engine in this test");
+    };
+  },
+});
+
+/** For tests that must not authenticate anyone. */
+export const rejectingAuthenticator: Authenticator = {
+  kind: "keystone",
+  async authenticate() {
+    throw new ApiError("unauthorized", "no authenticator in this test");
+  },
+};
 
 /** An app over the test database with quiet logs; override any service per test. */
 export function testApp(database: DatabaseHandle, overrides: Partial<AppServices> = {}) {
@@ -9,6 +31,9 @@ export function testApp(database: DatabaseHandle, overrides: Partial<AppServices
     db: database.db,
     logger: silentLogger,
     lifecycle: { draining: false },
+    authenticator: rejectingAuthenticator,
+    roleNames: defaultRoleNames,
+    engine: unreachableEngine,
     ...overrides,
   };
   return { app: createApp(services), services };

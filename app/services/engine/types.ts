@@ -1,0 +1,90 @@
+/**
+ * What Picasso needs from a function engine. Management and invocation code talk to this
+ * interface only; `--functions-url` picks the driver (IronFunctions over HTTP, or local).
+ */
+
+export type RouteType = "sync" | "async";
+export type RouteFormat = "default" | "http";
+
+/** An app as the engine knows it: `name` is the engine's name, not the tenant's. */
+export type EngineApp = {
+  name: string;
+  config: Record<string, string>;
+};
+
+/** A route as the engine knows it (a subset of what Picasso stores). */
+export type EngineRoute = {
+  path: string;
+  image: string;
+  type: RouteType;
+  format: RouteFormat;
+  memory: number;
+  timeout: number;
+  idleTimeout: number;
+  maxConcurrency: number;
+  headers: Record<string, string[]>;
+  config: Record<string, string>;
+};
+
+/** One invocation, as the gateway hands it over; the body is never buffered on the way. */
+export type EngineCall = {
+  engineApp: string;
+  route: EngineRoute;
+  method: string;
+  /** Path below the app, e.g. `/hello/world`; equals `route.path` today. */
+  path: string;
+  /** Raw query string without `?`, passed through unchanged. */
+  query: string;
+  headers: Headers;
+  body: ReadableStream<Uint8Array> | null;
+  requestId: string;
+  /** Aborted when the client goes away or the gateway's deadline passes. */
+  signal: AbortSignal;
+};
+
+export interface FunctionEngine {
+  /** `ironfunctions`, `local`, ...: for logs and readiness only, never for branching. */
+  readonly kind: string;
+  createApp(app: EngineApp): Promise<void>;
+  /** Makes the engine's config equal `next`; `previous` lets drivers compute a minimal change. */
+  updateAppConfig(
+    name: string,
+    next: Record<string, string>,
+    previous: Record<string, string>,
+  ): Promise<void>;
+  deleteApp(name: string): Promise<void>;
+  listApps(): Promise<EngineApp[]>;
+  createRoute(app: string, route: EngineRoute): Promise<void>;
+  /** Makes the engine's route equal `next`; drivers with merge semantics diff against `previous`. */
+  updateRoute(app: string, next: EngineRoute, previous: EngineRoute): Promise<void>;
+  deleteRoute(app: string, path: string): Promise<void>;
+  listRoutes(app: string): Promise<EngineRoute[]>;
+  invoke(call: EngineCall): Promise<Response>;
+  /** Resolves when the engine answers; for readiness checks. */
+  ping(signal?: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type EngineErrorKind =
+  /** Connection refused, reset, DNS, TLS: the engine could not be reached (503 to clients). */
+  | "unavailable"
+  /** No answer in time (504). */
+  | "timeout"
+  /** The engine answered with an error we did not expect (502, with its message). */
+  | "failed"
+  /** The engine refused the request as invalid (a gateway bug or drift; 502 with its message). */
+  | "rejected"
+  | "not_found"
+  | "conflict";
+
+export class EngineError extends Error {
+  override name = "EngineError";
+  constructor(
+    readonly kind: EngineErrorKind,
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
