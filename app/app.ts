@@ -4,6 +4,7 @@ import { ApiError, errorBody, toApiError } from "./lib/errors.ts";
 import { accessLog } from "./middleware/access-log/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { registerDocs } from "./routes/docs/docs.index.ts";
+import { registerInvocation } from "./routes/invoke/invoke.index.ts";
 import { registerMeta } from "./routes/meta/meta.index.ts";
 import type { AppServices } from "./types.ts";
 import { version } from "./version.ts";
@@ -24,6 +25,7 @@ export function createApp(services: AppServices) {
 
   registerMeta(app);
   registerDocs(app, { version });
+  registerInvocation(app);
 
   app.notFound((c) => c.json(errorBody("not_found", `Not found: ${c.req.method} ${c.req.path}`), 404));
 

@@ -2,6 +2,7 @@ import type { Database } from "../db/client.ts";
 import type { Logger } from "./lib/logger.ts";
 import type { Authenticator, RoleNames } from "./services/auth/types.ts";
 import type { FunctionEngine } from "./services/engine/types.ts";
+import type { RouteLookup } from "./services/route-lookup/index.ts";
 
 /** Who a validated Keystone token belongs to; set by the auth middleware, read by handlers. */
 export type Identity = {
@@ -28,11 +29,18 @@ export interface AppServices {
   authenticator: Authenticator;
   roleNames: RoleNames;
   engine: FunctionEngine;
+  routeLookup: RouteLookup;
+  invocation: InvocationSettings;
   lifecycle: Lifecycle;
   assets?: AssetSource;
   /** Public base URL of this API if it sits behind a proxy; else derived from each request. */
   publicUrl?: string;
 }
+
+export type InvocationSettings = {
+  /** Largest request body forwarded to a function. */
+  maxBodyBytes: number;
+};
 
 export type AppEnv = {
   Variables: {

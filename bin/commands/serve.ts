@@ -7,6 +7,7 @@ import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
 import { defaultRoleNames } from "../../app/services/auth/types.ts";
 import type { FunctionEngine } from "../../app/services/engine/types.ts";
+import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import { createDatabase } from "../../db/client.ts";
 import { checkSchema } from "../../db/migrate.ts";
@@ -53,6 +54,11 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     },
     roleNames: defaultRoleNames,
     engine: undefined as unknown as FunctionEngine,
+    routeLookup: createRouteLookup(database.db, {
+      ttlMs: config["route-cache-ttl"] * 1000,
+      maxEntries: 10_000,
+    }),
+    invocation: { maxBodyBytes: config["max-invoke-body"] },
     lifecycle: { draining: false },
     assets: swaggerUiAssets(),
   };
