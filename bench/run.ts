@@ -1,0 +1,260 @@
+/**
+ * `npm run bench`: Picasso's invocation proxy against a bare Node proxy and nginx, in front of the
+ * same engine stand-in, on loopback. Progress goes to stderr; stdout gets one JSON line.
+ * See bench/README.md for what each figure means.
+ */
+import { availableParallelism, cpus, loadavg } from "node:os";
+import { type Child, log, readJsonLine, startHelper, stopAll } from "./children.ts";
+import { type Nginx, startNginx } from "./nginx.ts";
+import { loadOptions } from "./options.ts";
+import { cleanupPicasso, type Picasso, PicassoError, startPicasso } from "./picasso.ts";
+import { sampleRss, transfer } from "./stream.ts";
+import { ensureWrk, type LoadResult, round, runLoad } from "./wrk.ts";
+
+type Failure = { error: string };
+type Skipped = { skipped: string };
+type SmallFigure = LoadResult | Failure | Skipped | null;
+type StreamFigure = number | null;
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+let cleaningUp: Promise<void> | undefined;
+let nginx: Nginx | undefined;
+
+function cleanup(): Promise<void> {
+  cleaningUp ??= (async () => {
+    await cleanupPicasso();
+    await nginx?.stop().catch((error: Error) => log(`cleanup nginx: ${error.message}`));
+    await stopAll();
+  })();
+  return cleaningUp;
+}
+
+let interrupted = false;
+
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    interrupted = true;
+    log(`${signal}: stopping everything`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+/** After Ctrl-C the remaining steps would only fail noisily against stopped servers. */
+function checkInterrupted(): void {
+  if (interrupted) throw new Error("interrupted");
+}
+
+async function startServer(
+  name: string,
+  script: string,
+  args: string[],
+): Promise<{ child: Child; port: number }> {
+  const child = startHelper(name, script, args);
+  const { port } = await readJsonLine<{ port: number }>(child, 15_000);
+  return { child, port };
+}
+
+/** One request before any load: a target answering 404 or 500 must not be timed as if it worked. */
+async function check(url: string, headers: Record<string, string> = {}): Promise<void> {
+  const response = await fetch(url, { headers, signal: AbortSignal.timeout(15_000) });
+  const body = await response.text();
+  if (response.status !== 200 || body !== "ok") {
+    throw new Error(`GET ${new URL(url).pathname} answered ${response.status}: ${body.slice(0, 200)}`);
+  }
+}
+
+const isLoad = (figure: SmallFigure | undefined): figure is LoadResult =>
+  figure !== null && figure !== undefined && "rps" in figure;
+
+function ratio(a: number | null | undefined, b: number | null | undefined, digits = 3): number | null {
+  return typeof a === "number" && typeof b === "number" && b > 0 ? round(a / b, digits) : null;
+}
+
+async function main(): Promise<Record<string, unknown>> {
+  const options = loadOptions(process.argv.slice(2));
+  const warnings: string[] = [];
+  const load1m = round(loadavg()[0] ?? 0, 2);
+  const cpuCount = availableParallelism();
+  if (load1m > cpuCount * 0.5) {
+    warnings.push(`1-minute load average was ${load1m} on ${cpuCount} CPUs at start: figures are noisy`);
+  }
+  const machine: Record<string, unknown> = {
+    cpus: cpuCount,
+    cpu_model: cpus()[0]?.model?.trim() ?? "unknown",
+    node: process.version,
+    load_avg_1m_at_start: load1m,
+  };
+  const settings = {
+    quick: options.quick,
+    duration_s: options.durationS,
+    warmup_s: options.warmupS,
+    connections: options.connections,
+    threads: options.threads,
+    stream_mib: round(options.streamBytes / 1024 ** 2, 1),
+  };
+  log(`settings ${JSON.stringify(settings)}`);
+
+  let wrkError: string | undefined;
+  try {
+    machine.wrk = await ensureWrk();
+  } catch (error) {
+    wrkError = `wrk unavailable: ${message(error)}`;
+  }
+
+  const engine = await startServer("engine", "engine.ts", []);
+  const nodeProxy = await startServer("node-proxy", "node-proxy.ts", [String(engine.port)]);
+  let nginxSkipped: string | undefined;
+  if (!options.nginx) {
+    nginxSkipped = "disabled (--no-nginx or BENCH_NGINX=0)";
+  } else {
+    try {
+      nginx = await startNginx(engine.port);
+      machine.nginx = nginx.version;
+    } catch (error) {
+      nginxSkipped = message(error);
+      log(`nginx skipped: ${nginxSkipped}`);
+    }
+  }
+  let picasso: Picasso | undefined;
+  let picassoError: string | undefined;
+  try {
+    picasso = await startPicasso({ enginePort: engine.port, mysqlUri: options.mysqlUri });
+  } catch (error) {
+    if (!(error instanceof PicassoError)) throw error;
+    picassoError = error.message;
+    log(`picasso unavailable: ${picassoError}`);
+  }
+
+  const local = (port: number) => `http://127.0.0.1:${port}`;
+  type Target = { url: string; headers?: Record<string, string> };
+  const smallTargets: Record<string, Target | Skipped | null> = {
+    direct: { url: `${local(engine.port)}/r/bench/hello` },
+    node_proxy: { url: `${local(nodeProxy.port)}/r/bench/hello` },
+    nginx: nginx ? { url: `${local(nginx.port)}/r/bench/hello` } : { skipped: nginxSkipped ?? "unavailable" },
+    picasso_public: picasso ? { url: `${picasso.baseUrl}/r/${picasso.appName}/hello` } : null,
+    picasso_private: picasso
+      ? {
+          url: `${picasso.baseUrl}/v1/r/${picasso.projectId}/${picasso.appName}/hello`,
+          headers: { "X-Auth-Token": picasso.token },
+        }
+      : null,
+  };
+
+  const small: Record<string, SmallFigure> = {};
+  for (const [name, target] of Object.entries(smallTargets)) {
+    if (target === null || "skipped" in target) {
+      small[name] = target;
+      continue;
+    }
+    checkInterrupted();
+    if (wrkError) {
+      small[name] = { error: wrkError };
+      continue;
+    }
+    try {
+      await check(target.url, target.headers);
+      small[name] = await runLoad(name, target.url, options, target.headers);
+    } catch (error) {
+      checkInterrupted();
+      small[name] = { error: message(error) };
+      log(`${name}: ${message(error)}`);
+    }
+  }
+  for (const [name, figure] of Object.entries(small)) {
+    if (isLoad(figure) && figure.errors > 0) {
+      warnings.push(`${name}: ${figure.errors} of ${figure.requests} requests failed`);
+    }
+  }
+
+  const streamTargets: Record<string, string | null> = {
+    direct: local(engine.port),
+    node_proxy: local(nodeProxy.port),
+    nginx: nginx ? local(nginx.port) : null,
+    picasso: picasso ? `${picasso.baseUrl}/r/${picasso.appName}` : null,
+  };
+  const upload: Record<string, StreamFigure> = {};
+  const download: Record<string, StreamFigure> = {};
+  const streamErrors: Record<string, string> = {};
+  let rssGrowth: number | null = null;
+  let rssBefore: number | null = null;
+  let rssPeak: number | null = null;
+  for (const [name, base] of Object.entries(streamTargets)) {
+    upload[name] = null;
+    download[name] = null;
+    if (base === null) continue;
+    checkInterrupted();
+    const appBase = name === "picasso" ? base : `${base}/r/bench`;
+    const sampler = name === "picasso" && picasso ? sampleRss(picasso.pid) : undefined;
+    try {
+      upload[name] = await transfer(name, "upload", `${appBase}/upload`, options.streamBytes);
+      download[name] = await transfer(
+        name,
+        "download",
+        `${appBase}/download?bytes=${options.streamBytes}`,
+        options.streamBytes,
+      );
+    } catch (error) {
+      checkInterrupted();
+      streamErrors[name] = message(error);
+      log(message(error));
+    } finally {
+      if (sampler) {
+        const { baselineMib, peakMib } = sampler.stop();
+        rssBefore = baselineMib;
+        rssPeak = peakMib;
+        rssGrowth = round(peakMib - baselineMib, 1);
+      }
+    }
+  }
+
+  const publicFigure = small.picasso_public;
+  const privateFigure = small.picasso_private;
+  const nodeFigure = small.node_proxy;
+  const nginxFigure = small.nginx;
+  const nodeRps = isLoad(nodeFigure) ? nodeFigure.rps : null;
+  const result: Record<string, unknown> = {
+    machine,
+    settings,
+    small,
+    ratios: {
+      public_vs_node_proxy_rps: ratio(isLoad(publicFigure) ? publicFigure.rps : null, nodeRps),
+      private_vs_node_proxy_rps: ratio(isLoad(privateFigure) ? privateFigure.rps : null, nodeRps),
+      public_vs_nginx_rps: ratio(
+        isLoad(publicFigure) ? publicFigure.rps : null,
+        isLoad(nginxFigure) ? nginxFigure.rps : null,
+      ),
+      public_p99_minus_node_proxy_ms:
+        isLoad(publicFigure) && isLoad(nodeFigure) ? round(publicFigure.p99_ms - nodeFigure.p99_ms, 3) : null,
+    },
+    stream: {
+      upload_mb_s: upload,
+      download_mb_s: download,
+      picasso_vs_node_proxy: {
+        upload: ratio(upload.picasso, upload.node_proxy),
+        download: ratio(download.picasso, download.node_proxy),
+      },
+      picasso_rss_before_mib: rssBefore,
+      picasso_peak_rss_mib: rssPeak,
+      picasso_peak_rss_growth_mib: rssGrowth,
+      ...(Object.keys(streamErrors).length > 0 ? { errors: streamErrors } : {}),
+    },
+  };
+  if (picassoError) result.picasso_error = picassoError;
+  if (warnings.length > 0) result.warnings = warnings;
+  return result;
+}
+
+let exitCode = 0;
+try {
+  const result = await main();
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} catch (error) {
+  if (interrupted) await new Promise(() => {}); // the signal handler exits once cleanup is done
+  log(`failed: ${message(error)}`);
+  process.stdout.write(`${JSON.stringify({ error: message(error) })}\n`);
+  exitCode = 1;
+} finally {
+  await cleanup();
+}
+process.exit(exitCode);
