@@ -10,7 +10,7 @@ import { ensureInstalled } from "./debian.ts";
 
 const nginxBinary = "/usr/sbin/nginx";
 
-export type Nginx = { port: number; version: string; stop: () => Promise<void> };
+export type Nginx = { port: number; pid: number; version: string; stop: () => Promise<void> };
 
 export function nginxConfig(prefix: string, listenPort: number, enginePort: number): string {
   return `daemon off;
@@ -70,7 +70,7 @@ export async function startNginx(enginePort: number): Promise<Nginx> {
     await cleanup();
     throw error;
   }
-  return { port, version, stop: cleanup };
+  return { port, pid: child.pid, version, stop: cleanup };
 }
 
 async function nginxVersion(): Promise<string> {

@@ -127,15 +127,20 @@ async function main(): Promise<Record<string, unknown>> {
   }
 
   const local = (port: number) => `http://127.0.0.1:${port}`;
-  type Target = { url: string; headers?: Record<string, string> };
+  type Target = { url: string; serverPid: number; headers?: Record<string, string> };
   const smallTargets: Record<string, Target | Skipped | null> = {
-    direct: { url: `${local(engine.port)}/r/bench/hello` },
-    node_proxy: { url: `${local(nodeProxy.port)}/r/bench/hello` },
-    nginx: nginx ? { url: `${local(nginx.port)}/r/bench/hello` } : { skipped: nginxSkipped ?? "unavailable" },
-    picasso_public: picasso ? { url: `${picasso.baseUrl}/r/${picasso.appName}/hello` } : null,
+    direct: { url: `${local(engine.port)}/r/bench/hello`, serverPid: engine.child.pid },
+    node_proxy: { url: `${local(nodeProxy.port)}/r/bench/hello`, serverPid: nodeProxy.child.pid },
+    nginx: nginx
+      ? { url: `${local(nginx.port)}/r/bench/hello`, serverPid: nginx.pid }
+      : { skipped: nginxSkipped ?? "unavailable" },
+    picasso_public: picasso
+      ? { url: `${picasso.baseUrl}/r/${picasso.appName}/hello`, serverPid: picasso.pid }
+      : null,
     picasso_private: picasso
       ? {
           url: `${picasso.baseUrl}/v1/r/${picasso.projectId}/${picasso.appName}/hello`,
+          serverPid: picasso.pid,
           headers: { "X-Auth-Token": picasso.token },
         }
       : null,
@@ -154,7 +159,10 @@ async function main(): Promise<Record<string, unknown>> {
     }
     try {
       await check(target.url, target.headers);
-      small[name] = await runLoad(name, target.url, options, target.headers);
+      small[name] = await runLoad(name, target.url, options, {
+        serverPid: target.serverPid,
+        ...(target.headers ? { headers: target.headers } : {}),
+      });
     } catch (error) {
       checkInterrupted();
       small[name] = { error: message(error) };
@@ -226,6 +234,10 @@ async function main(): Promise<Record<string, unknown>> {
       ),
       public_p99_minus_node_proxy_ms:
         isLoad(publicFigure) && isLoad(nodeFigure) ? round(publicFigure.p99_ms - nodeFigure.p99_ms, 3) : null,
+      public_vs_node_proxy_cpu_per_req: ratio(
+        isLoad(publicFigure) ? publicFigure.cpu_us_per_req : null,
+        isLoad(nodeFigure) ? nodeFigure.cpu_us_per_req : null,
+      ),
     },
     stream: {
       upload_mb_s: upload,

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { log, output, start } from "./children.ts";
+import { cpuMs } from "./cpu.ts";
 import { ensureInstalled } from "./debian.ts";
 
 export const wrkBinary = "/usr/bin/wrk";
@@ -17,6 +18,8 @@ export type LoadResult = {
   requests: number;
   /** Non-2xx/3xx answers plus socket errors: a run with errors measured something else. */
   errors: number;
+  /** CPU time of the server under test (not the engine behind it) per request, in microseconds. */
+  cpu_us_per_req: number | null;
 };
 
 export type LoadSettings = { durationS: number; warmupS: number; connections: number; threads: number };
@@ -32,8 +35,9 @@ export async function runLoad(
   label: string,
   url: string,
   settings: LoadSettings,
-  headers: Record<string, string> = {},
+  options: { headers?: Record<string, string>; serverPid?: number } = {},
 ): Promise<LoadResult> {
+  const headers = options.headers ?? {};
   const scriptDir = mkdtempSync(join(tmpdir(), "bench-wrk-"));
   try {
     const script = join(scriptDir, "headers.lua");
@@ -55,9 +59,14 @@ export async function runLoad(
     log(
       `${label}: ${settings.durationS} s, ${settings.connections} connections, ${settings.threads} threads`,
     );
+    const cpuBefore = options.serverPid ? cpuMs(options.serverPid) : undefined;
     const result = parseWrk(await wrk(args(settings.durationS), settings.durationS));
+    if (cpuBefore !== undefined && options.serverPid && result.requests > 0) {
+      result.cpu_us_per_req = round(((cpuMs(options.serverPid) - cpuBefore) * 1000) / result.requests, 1);
+    }
     log(
-      `${label}: ${result.rps} req/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}`,
+      `${label}: ${result.rps} req/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}, ` +
+        `${result.cpu_us_per_req ?? "?"} µs CPU/request`,
     );
     return result;
   } finally {
@@ -95,6 +104,7 @@ export function parseWrk(text: string): LoadResult {
     p99_ms: latencyMs(text, "99"),
     requests: Number(requests[1]),
     errors: non2xx + socketErrors,
+    cpu_us_per_req: null,
   };
 }
 
