@@ -8,8 +8,10 @@ export type BenchOptions = {
   quick: boolean;
   /** Seconds of measured load per small-body target. */
   durationS: number;
-  /** Seconds of discarded load before each measured run. */
+  /** Seconds of discarded load before each target's first measured run. */
   warmupS: number;
+  /** Measured runs per target, interleaved across targets so drift in machine load hits all alike. */
+  rounds: number;
   connections: number;
   threads: number;
   /** Bytes per streaming upload and download. */
@@ -20,10 +22,10 @@ export type BenchOptions = {
   mysqlUri: string;
 };
 
-const usage = `usage: npm run bench -- [--quick] [--duration S] [--warmup S] [--connections N]
+const usage = `usage: npm run bench -- [--quick] [--duration S] [--warmup S] [--rounds N] [--connections N]
                           [--threads N] [--stream-mib N] [--no-nginx]
-environment: BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_THREADS, BENCH_STREAM_MIB,
-             BENCH_NGINX=0, BENCH_MYSQL (default mysql://root@127.0.0.1:3306/)`;
+environment: BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_THREADS,
+             BENCH_STREAM_MIB, BENCH_NGINX=0, BENCH_MYSQL (default mysql://root@127.0.0.1:3306/)`;
 
 export function loadOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
   let values: ReturnType<typeof parse>["values"];
@@ -51,6 +53,7 @@ export function loadOptions(argv: string[], env: NodeJS.ProcessEnv = process.env
     quick,
     durationS: Math.round(pick("duration", "BENCH_DURATION", quick ? 2 : 10, 1)),
     warmupS: Math.round(pick("warmup", "BENCH_WARMUP", quick ? 1 : 3, 0)),
+    rounds: Math.round(pick("rounds", "BENCH_ROUNDS", 1, 1)),
     connections: Math.round(pick("connections", "BENCH_CONNECTIONS", 50, 1)),
     threads: Math.round(pick("threads", "BENCH_THREADS", 2, 1)),
     streamBytes: Math.round(streamMib * 1024 * 1024),
@@ -67,6 +70,7 @@ function parse(argv: string[]) {
       quick: { type: "boolean" },
       duration: { type: "string" },
       warmup: { type: "string" },
+      rounds: { type: "string" },
       connections: { type: "string" },
       threads: { type: "string" },
       "stream-mib": { type: "string" },

@@ -9,7 +9,7 @@ import { type Nginx, startNginx } from "./nginx.ts";
 import { loadOptions } from "./options.ts";
 import { cleanupPicasso, type Picasso, PicassoError, startPicasso } from "./picasso.ts";
 import { sampleRss, transfer } from "./stream.ts";
-import { ensureWrk, type LoadResult, round, runLoad } from "./wrk.ts";
+import { combineRounds, ensureWrk, type LoadResult, round, runLoad } from "./wrk.ts";
 
 type Failure = { error: string };
 type Skipped = { skipped: string };
@@ -89,6 +89,7 @@ async function main(): Promise<Record<string, unknown>> {
     quick: options.quick,
     duration_s: options.durationS,
     warmup_s: options.warmupS,
+    rounds: options.rounds,
     connections: options.connections,
     threads: options.threads,
     stream_mib: round(options.streamBytes / 1024 ** 2, 1),
@@ -147,28 +148,38 @@ async function main(): Promise<Record<string, unknown>> {
   };
 
   const small: Record<string, SmallFigure> = {};
+  const measured = new Map<string, { target: Target; rounds: LoadResult[] }>();
   for (const [name, target] of Object.entries(smallTargets)) {
-    if (target === null || "skipped" in target) {
-      small[name] = target;
-      continue;
-    }
-    checkInterrupted();
-    if (wrkError) {
-      small[name] = { error: wrkError };
-      continue;
-    }
-    try {
-      await check(target.url, target.headers);
-      small[name] = await runLoad(name, target.url, options, {
-        serverPid: target.serverPid,
-        ...(target.headers ? { headers: target.headers } : {}),
-      });
-    } catch (error) {
+    if (target === null || "skipped" in target) small[name] = target;
+    else if (wrkError) small[name] = { error: wrkError };
+    else measured.set(name, { target, rounds: [] });
+  }
+  for (let round = 0; round < options.rounds; round++) {
+    for (const [name, { target, rounds }] of measured) {
+      if (small[name]) continue; // failed in an earlier round
       checkInterrupted();
-      small[name] = { error: message(error) };
-      log(`${name}: ${message(error)}`);
+      try {
+        if (round === 0) await check(target.url, target.headers);
+        const label = options.rounds > 1 ? `${name} (round ${round + 1}/${options.rounds})` : name;
+        const result = await runLoad(
+          label,
+          target.url,
+          { ...options, warmupS: round === 0 ? options.warmupS : 0 },
+          { serverPid: target.serverPid, ...(target.headers ? { headers: target.headers } : {}) },
+        );
+        rounds.push(result);
+      } catch (error) {
+        checkInterrupted();
+        small[name] = { error: message(error) };
+        log(`${name}: ${message(error)}`);
+      }
     }
   }
+  for (const [name, { rounds }] of measured) small[name] ??= combineRounds(rounds);
+  // Key order of the output follows the target list, whatever order the results came in.
+  const smallInOrder = Object.fromEntries(
+    Object.keys(smallTargets).map((name) => [name, small[name] ?? null]),
+  );
   for (const [name, figure] of Object.entries(small)) {
     if (isLoad(figure) && figure.errors > 0) {
       warnings.push(`${name}: ${figure.errors} of ${figure.requests} requests failed`);
@@ -224,7 +235,7 @@ async function main(): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {
     machine,
     settings,
-    small,
+    small: smallInOrder,
     ratios: {
       public_vs_node_proxy_rps: ratio(isLoad(publicFigure) ? publicFigure.rps : null, nodeRps),
       private_vs_node_proxy_rps: ratio(isLoad(privateFigure) ? privateFigure.rps : null, nodeRps),

@@ -108,6 +108,38 @@ export function parseWrk(text: string): LoadResult {
   };
 }
 
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? 0)
+    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+};
+
+/** Rounds of equal length: mean rps, median percentiles, CPU per request over all requests. */
+export function combineRounds(rounds: LoadResult[]): LoadResult & { rps_rounds?: number[] } {
+  const [only] = rounds;
+  if (rounds.length === 1 && only) return only;
+  const requests = rounds.reduce((sum, each) => sum + each.requests, 0);
+  const withCpu = rounds.filter((each) => each.cpu_us_per_req !== null);
+  const cpuRequests = withCpu.reduce((sum, each) => sum + each.requests, 0);
+  return {
+    rps: round(rounds.reduce((sum, each) => sum + each.rps, 0) / rounds.length, 0),
+    p50_ms: round(median(rounds.map((each) => each.p50_ms)), 3),
+    p99_ms: round(median(rounds.map((each) => each.p99_ms)), 3),
+    requests,
+    errors: rounds.reduce((sum, each) => sum + each.errors, 0),
+    cpu_us_per_req:
+      withCpu.length === rounds.length && cpuRequests > 0
+        ? round(
+            withCpu.reduce((sum, each) => sum + (each.cpu_us_per_req ?? 0) * each.requests, 0) / cpuRequests,
+            1,
+          )
+        : null,
+    rps_rounds: rounds.map((each) => each.rps),
+  };
+}
+
 export function round(value: number, digits: number): number {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
