@@ -1,6 +1,6 @@
 // An IronFunctions 0.2.72 stand-in for Picasso's tests and benchmarks.
 //
-// It follows /work/shared/reference/ironfunctions/BEHAVIOUR.md (observed
+// It follows BEHAVIOUR.md in the shared IronFunctions reference (observed
 // behaviour of the real server), which wins over the upstream swagger file.
 // Apps and routes live in memory; functions run as real local processes
 // (see runner.ts for the image -> executable mapping).
@@ -11,7 +11,8 @@
 //   sniff a Content-Type) have been collected or the process has ended. The
 //   real server buffers everything. So a function that has already written
 //   more than 512 bytes and then fails or times out cannot get its 500/504
-//   any more: the fake drops the connection instead.
+//   any more: the fake drops the connection instead. Bodies of 512-2048
+//   bytes also go out chunked where Go would send a Content-Length.
 // - Hot functions (`format: http`) with `idle_timeout` 0 are a race on the
 //   real server (answered by a fresh container, or never, and after two
 //   lost calls every function call hangs). The fake always takes the good
@@ -19,14 +20,17 @@
 //   `idle_timeout` > 0 processes are reused up to `max_concurrency`.
 // - No image pull: images are never checked at route create/update; an
 //   image with no executable fails at call time with a 500 like a pull
-//   failure. `memory` is stored but not enforced.
+//   failure. `memory` is stored but not enforced (no OOM unless the process
+//   dies from SIGKILL itself), and the runner's "queue full" 500 never happens.
 // - The process env is exactly the function env plus PATH (a container
 //   would also carry its image's ENV).
 // - Async tasks are picked up `asyncDelayMs` after being queued (the real
 //   async runner polls its own /tasks once a second when idle) and run one at
-//   a time, as the real runner does.
+//   a time, as the real runner does. `DELETE /tasks` is only acknowledged.
+// - `GET /stats` is not provided.
 // - Node answers keep-alive requests with `Connection: keep-alive`, which Go
-//   does not send; no other header is added.
+//   does not send; no other header is added. Node's HTTP parser is stricter
+//   than Go's in places (e.g. 16 KiB of headers at most).
 
 import { EventEmitter } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -113,7 +117,7 @@ export interface Invocation {
   exitCode?: number;
   error?: string;
   stdoutBytes: number;
-  /** First 64 KiB of stdout (async output is otherwise only in the server log). */
+  /** Start of stdout: 64 KiB for async calls (whose output is otherwise only logged), 4 KiB for sync. */
   stdout: string;
   stderr: string;
   queuedAt: number;
@@ -222,8 +226,11 @@ interface QueuedTask {
 }
 
 const VERSION = "0.2.72";
-const MAX_LOG = 100_000;
-const CAPTURE = 64 * 1024;
+// Bounded so that benchmarks can run the server for long without growing it.
+const MAX_REQUEST_LOG = 100_000;
+const MAX_INVOCATION_LOG = 10_000;
+const SYNC_CAPTURE = 4 * 1024;
+const ASYNC_CAPTURE = 64 * 1024;
 const SNIFF_LEN = 512;
 const ASYNC_TIMEOUT_S = 30;
 
@@ -443,6 +450,22 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 
 function htmlEscape(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Keeps the first `limit` bytes of a stream, decoded once at the end. */
+class Capture {
+  private chunks: Buffer[] = [];
+  private len = 0;
+  constructor(private readonly limit: number) {}
+  add(chunk: Buffer): void {
+    if (this.len >= this.limit) return;
+    const part = chunk.subarray(0, this.limit - this.len);
+    this.chunks.push(part);
+    this.len += part.length;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString("utf8");
+  }
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -677,7 +700,9 @@ class FakeServer implements FakeIronFunctions {
       headers: { ...req.headers },
       at: Date.now(),
     });
-    if (this.requestLog.length > MAX_LOG) this.requestLog.splice(0, this.requestLog.length - MAX_LOG);
+    if (this.requestLog.length > MAX_REQUEST_LOG) {
+      this.requestLog.splice(0, this.requestLog.length - MAX_REQUEST_LOG);
+    }
 
     if (this.fault?.kind === "refuse-connections") {
       req.socket.destroy();
@@ -1103,8 +1128,9 @@ class FakeServer implements FakeIronFunctions {
       startedAt: Date.now(),
     };
     this.invocationLog.push(inv);
-    if (this.invocationLog.length > MAX_LOG)
-      this.invocationLog.splice(0, this.invocationLog.length - MAX_LOG);
+    if (this.invocationLog.length > MAX_INVOCATION_LOG) {
+      this.invocationLog.splice(0, this.invocationLog.length - MAX_INVOCATION_LOG);
+    }
     return inv;
   }
 
@@ -1261,6 +1287,7 @@ class FakeServer implements FakeIronFunctions {
       res.writeHead(200);
       res.write(first);
     };
+    const captured = new Capture(SYNC_CAPTURE);
     const proc = runCold({
       file,
       env: safeEnv(env),
@@ -1271,7 +1298,7 @@ class FakeServer implements FakeIronFunctions {
       },
       onStdout: (chunk, pause, resume) => {
         inv.stdoutBytes += chunk.length;
-        if (inv.stdout.length < CAPTURE) inv.stdout += chunk.toString("utf8");
+        captured.add(chunk);
         if (res.destroyed) return;
         if (!streaming) {
           head.push(chunk);
@@ -1292,7 +1319,7 @@ class FakeServer implements FakeIronFunctions {
     });
     return proc.done.then((out) => {
       this.running.delete(proc);
-      const base = { exitCode: out.exitCode, stderr: out.stderr };
+      const base = { exitCode: out.exitCode, stderr: out.stderr, stdout: captured.text() };
       if (out.spawnError) {
         this.finishInvocation(inv, {
           ...base,
@@ -1393,7 +1420,7 @@ class FakeServer implements FakeIronFunctions {
       return this.runError(res, 500, id, message, route);
     }
     inv.stdoutBytes = result.body.length;
-    inv.stdout = result.body.subarray(0, CAPTURE).toString("utf8");
+    inv.stdout = result.body.subarray(0, SYNC_CAPTURE).toString("utf8");
     this.finishInvocation(inv, { status: "success", httpStatus: 200 });
     if (res.destroyed) return;
     if (crashAfterRun) return this.crash(ctx);
@@ -1430,6 +1457,7 @@ class FakeServer implements FakeIronFunctions {
       this.finishInvocation(inv, { status: "error", error: imagePullError(task.image) });
     } else {
       // Async calls always run cold, with the sync env and a fixed 30 s timeout.
+      const captured = new Capture(ASYNC_CAPTURE);
       const proc = runCold({
         file,
         env: safeEnv(task.env),
@@ -1437,7 +1465,7 @@ class FakeServer implements FakeIronFunctions {
         timeoutMs: ASYNC_TIMEOUT_S * 1000,
         onStdout: (chunk) => {
           inv.stdoutBytes += chunk.length;
-          if (inv.stdout.length < CAPTURE) inv.stdout += chunk.toString("utf8");
+          captured.add(chunk);
         },
       });
       this.running.add(proc);
@@ -1458,7 +1486,13 @@ class FakeServer implements FakeIronFunctions {
         status = "error";
         error = out.exitCode === 137 ? "out of memory error" : `exit code ${out.exitCode}`;
       }
-      this.finishInvocation(inv, { status, error, exitCode: out.exitCode, stderr: out.stderr });
+      this.finishInvocation(inv, {
+        status,
+        error,
+        exitCode: out.exitCode,
+        stderr: out.stderr,
+        stdout: captured.text(),
+      });
     }
     this.asyncBusy = false;
     this.scheduleAsync();
