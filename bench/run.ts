@@ -3,8 +3,9 @@
  * same engine stand-in, on loopback. Progress goes to stderr; stdout gets one JSON line.
  * See bench/README.md for what each figure means.
  */
+import { execFileSync } from "node:child_process";
 import { availableParallelism, cpus, loadavg } from "node:os";
-import { type Child, log, readJsonLine, startHelper, stopAll } from "./children.ts";
+import { type Child, log, readJsonLine, repoRoot, startHelper, stopAll } from "./children.ts";
 import { type Nginx, startNginx } from "./nginx.ts";
 import { loadOptions } from "./options.ts";
 import { cleanupPicasso, type Picasso, PicassoError, startPicasso } from "./picasso.ts";
@@ -43,6 +44,17 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 /** After Ctrl-C the remaining steps would only fail noisily against stopped servers. */
 function checkInterrupted(): void {
   if (interrupted) throw new Error("interrupted");
+}
+
+/** The code measured: HEAD, marked when the working tree has changes. */
+function commit(): string | null {
+  try {
+    const git = (args: string[]) => execFileSync("git", args, { cwd: repoRoot, encoding: "utf8" }).trim();
+    const head = git(["rev-parse", "--short=12", "HEAD"]);
+    return git(["status", "--porcelain", "--untracked-files=no"]) ? `${head}+dirty` : head;
+  } catch {
+    return null;
+  }
 }
 
 async function startServer(
@@ -233,6 +245,7 @@ async function main(): Promise<Record<string, unknown>> {
   const nginxFigure = small.nginx;
   const nodeRps = isLoad(nodeFigure) ? nodeFigure.rps : null;
   const result: Record<string, unknown> = {
+    commit: commit(),
     machine,
     settings,
     small: smallInOrder,
