@@ -81,7 +81,10 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
 }
 
 function tooLarge(maxBodyBytes: number): ApiError {
-  return new ApiError("payload_too_large", `Request body is larger than ${maxBodyBytes} bytes`);
+  // Closing the connection stops the client's upload; otherwise the server would drain it.
+  return new ApiError("payload_too_large", `Request body is larger than ${maxBodyBytes} bytes`, {
+    headers: { Connection: "close" },
+  });
 }
 
 /** Counts bytes as they stream past and stops the upload once the limit is crossed. */
