@@ -4,7 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # A git worktree sharing another checkout's install: `npm ci` here would empty that install
+  # (it deletes through the symlink) under everyone using it. Update it where it lives.
+  if [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "test.sh: node_modules is shared ($(readlink node_modules)); not reinstalling it from here" >&2
+  fi
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 
