@@ -1,11 +1,10 @@
 import { defineCommand } from "citty";
 import { createApp } from "../../app/app.ts";
 import { loadServeConfig, redactUri, type ServeConfig, serveOptions } from "../../app/config.ts";
-import { ApiError } from "../../app/lib/errors.ts";
 import { createLogger, createLogSink } from "../../app/lib/logger.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
-import { defaultRoleNames } from "../../app/services/auth/types.ts";
+import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
 import type { FunctionEngine } from "../../app/services/engine/types.ts";
 import type { AppServices } from "../../app/types.ts";
 import { createDatabase } from "../../db/client.ts";
@@ -41,17 +40,13 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     exitWithError(error);
   }
 
+  const authenticator = authenticatorFromConfig(config, logger);
+  void authenticator.warmUp?.();
   const services: AppServices = {
     db: database.db,
     logger,
-    // Replaced by the Keystone authenticator and the IronFunctions driver as they land.
-    authenticator: {
-      kind: "keystone",
-      authenticate: async () => {
-        throw new ApiError("service_unavailable", "authentication is not configured yet");
-      },
-    },
-    roleNames: defaultRoleNames,
+    authenticator,
+    roleNames: roleNamesFromConfig(config),
     engine: undefined as unknown as FunctionEngine,
     lifecycle: { draining: false },
     assets: swaggerUiAssets(),
@@ -74,6 +69,7 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     stopping = true;
     logger.info("shutting down", { signal });
     await running.shutdown(config["shutdown-timeout"] * 1000);
+    await authenticator.close?.().catch(() => {});
     await database
       .close()
       .catch((error: Error) => logger.warn("closing the pool failed", { error: error.message }));
