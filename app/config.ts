@@ -199,15 +199,18 @@ const optionalText = z
 
 const roleName = z.string().trim().min(1, "must name a role").max(255, "must be at most 255 characters");
 
-const flag = z.union([
-  z.boolean(),
-  z
-    .string()
-    .trim()
-    .toLowerCase()
-    .pipe(z.enum(["true", "false", "1", "0", "yes", "no"], { error: "must be true or false" }))
-    .transform((value) => value === "true" || value === "1" || value === "yes"),
-]);
+const flag = z.union(
+  [
+    z.boolean(),
+    z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.enum(["true", "false", "1", "0", "yes", "no"]))
+      .transform((value) => value === "true" || value === "1" || value === "yes"),
+  ],
+  { error: "must be true or false" },
+);
 
 /** Loopback hosts only: noauth anywhere else would hand every project to the network. */
 export function isLoopbackHost(host: string): boolean {

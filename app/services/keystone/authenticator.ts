@@ -118,7 +118,7 @@ export class KeystoneAuthenticator implements Authenticator {
     return this.#serviceTokens ? "service" : "self";
   }
 
-  async authenticate(token: string | undefined): Promise<Identity> {
+  async authenticate(token: string | undefined, _projectId?: string): Promise<Identity> {
     const presented = token?.trim();
     if (!presented) throw unauthorized("Authentication required: send a Keystone token in X-Auth-Token");
     if (presented.length > maxTokenLength || !wellFormedToken.test(presented)) throw invalidToken();
@@ -167,7 +167,7 @@ export class KeystoneAuthenticator implements Authenticator {
       if (!this.#serviceTokens) {
         const response = await this.#ask(token, token);
         // 401: the token could not even authenticate its own validation request.
-        return this.#interpret(response, [401, 404]);
+        return await this.#interpret(response, [401, 404]);
       }
       let serviceToken = await this.#serviceTokens.get();
       let response = await this.#ask(serviceToken, token);
