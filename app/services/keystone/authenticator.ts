@@ -97,6 +97,9 @@ export class KeystoneAuthenticator implements Authenticator {
         perf: { now },
         // Check expiry against the clock on every read, not a value remembered for a tick.
         ttlResolution: 0,
+        // An in-flight validation whose entry is evicted (a burst of new tokens larger than the
+        // cache) must still answer the requests waiting for it, not reject them with "evicted".
+        ignoreFetchAbort: true,
         fetchMethod: async (_key, _stale, { options: entry, context: token }) => {
           const validation = await this.#validate(token);
           // A per-entry ttl of 0 means "forever" to lru-cache; undefined means "store nothing".
@@ -131,12 +134,12 @@ export class KeystoneAuthenticator implements Authenticator {
 
   /** Resolves when Keystone's API answers; for readiness checks. */
   async ping(signal?: AbortSignal): Promise<void> {
-    const response = await this.#http.send(`${this.#endpoint.v3}`, {
-      method: "GET",
-      headers: { accept: "application/json" },
-    });
+    const response = await this.#http.send(
+      `${this.#endpoint.v3}`,
+      { method: "GET", headers: { accept: "application/json" } },
+      signal,
+    );
     await discard(response);
-    signal?.throwIfAborted();
     if (response.status !== 200) throw new KeystoneUnavailableError(`Keystone answered ${response.status}`);
   }
 

@@ -23,7 +23,7 @@ export class KeystoneUnavailableError extends Error {
 }
 
 export type KeystoneHttp = {
-  send(url: string, init: Omit<KeystoneRequest, "signal">): Promise<KeystoneResponse>;
+  send(url: string, init: Omit<KeystoneRequest, "signal">, signal?: AbortSignal): Promise<KeystoneResponse>;
   close(): Promise<void>;
 };
 
@@ -42,9 +42,13 @@ export function createKeystoneHttp(options: {
   const fetchImpl: KeystoneFetch =
     options.fetchImpl ?? ((url, init) => undiciFetch(url, { ...init, dispatcher: agent }));
   return {
-    async send(url, init) {
+    async send(url, init, signal) {
+      const deadline = AbortSignal.timeout(options.timeoutMs);
       try {
-        return await fetchImpl(url, { ...init, signal: AbortSignal.timeout(options.timeoutMs) });
+        return await fetchImpl(url, {
+          ...init,
+          signal: signal ? AbortSignal.any([deadline, signal]) : deadline,
+        });
       } catch (error) {
         throw new KeystoneUnavailableError(describeNetworkError(error), { cause: error });
       }

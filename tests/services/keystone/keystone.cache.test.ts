@@ -127,6 +127,13 @@ describe("token cache", () => {
     expect(counter.validations()).toBe(4);
   });
 
+  it("answers every request when more new tokens arrive at once than the cache holds", async () => {
+    const { keystone } = counted({ cacheSize: 2 });
+    const tokens = await Promise.all(Array.from({ length: 6 }, () => issueMemberToken()));
+    const identities = await Promise.all(tokens.map((token) => keystone.authenticate(token, undefined)));
+    expect(identities.map((identity) => identity.userId)).toEqual(tokens.map(() => cast.member.id));
+  });
+
   it("does not cache a failure to reach Keystone", async () => {
     let failing = true;
     const counter = countingFetch();
