@@ -29,3 +29,9 @@ export function movableClock() {
     },
   };
 }
+
+/**
+ * Per-request limit for authenticators in tests: the shared test Keystone (two workers) serves
+ * every parallel test file, so the production default of 5 s could turn a slow moment into a 503.
+ */
+export const testKeystoneTimeoutMs = 15_000;

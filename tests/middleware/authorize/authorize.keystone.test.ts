@@ -12,6 +12,7 @@ import { testApp } from "../../support/app.ts";
 import { freePort } from "../../support/cli.ts";
 import { freshId, openTestDatabase } from "../../support/db.ts";
 import { KeystoneAdmin, type KeystoneUser, type ProjectWithUsers } from "../../support/keystone.ts";
+import { testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
 import { captureLogs } from "../../support/logs.ts";
 
 const database = openTestDatabase();
@@ -24,6 +25,7 @@ const authenticators: KeystoneAuthenticator[] = [];
 function keystone(options: Partial<KeystoneAuthenticatorOptions> = {}) {
   const created = new KeystoneAuthenticator({
     endpoint: admin.url,
+    timeoutMs: testKeystoneTimeoutMs,
     logger: captureLogs().logger,
     ...options,
   });

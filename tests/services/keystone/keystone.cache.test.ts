@@ -6,7 +6,7 @@ import {
   type KeystoneAuthenticatorOptions,
 } from "../../../app/services/keystone/index.ts";
 import { KeystoneAdmin, type ProjectWithUsers } from "../../support/keystone.ts";
-import { countingFetch, movableClock } from "../../support/keystone-calls.ts";
+import { countingFetch, movableClock, testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
 
 let admin: KeystoneAdmin;
 let cast: ProjectWithUsers;
@@ -16,6 +16,7 @@ function counted(options: Partial<KeystoneAuthenticatorOptions> = {}) {
   const counter = countingFetch();
   const keystone = new KeystoneAuthenticator({
     endpoint: admin.url,
+    timeoutMs: testKeystoneTimeoutMs,
     logger: silentLogger,
     fetch: counter.fetch,
     ...options,
@@ -139,6 +140,7 @@ describe("token cache", () => {
     const counter = countingFetch();
     const keystone = new KeystoneAuthenticator({
       endpoint: admin.url,
+      timeoutMs: testKeystoneTimeoutMs,
       logger: silentLogger,
       fetch: (url, init) =>
         failing ? Promise.reject(new TypeError("fetch failed")) : counter.fetch(url, init),

@@ -9,6 +9,7 @@ import {
 } from "../../../app/services/keystone/index.ts";
 import { freePort } from "../../support/cli.ts";
 import { KeystoneAdmin, type ProjectWithUsers } from "../../support/keystone.ts";
+import { testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
 import { captureLogs } from "../../support/logs.ts";
 import { type ProxyMode, startTcpProxy, type TcpProxy } from "../../support/tcp-proxy.ts";
 
@@ -25,7 +26,12 @@ async function proxy(mode: ProxyMode = "pipe") {
 }
 
 function through(url: string, options: Partial<KeystoneAuthenticatorOptions> = {}) {
-  const keystone = new KeystoneAuthenticator({ endpoint: `${url}/v3`, logger: silentLogger, ...options });
+  const keystone = new KeystoneAuthenticator({
+    endpoint: `${url}/v3`,
+    logger: silentLogger,
+    timeoutMs: testKeystoneTimeoutMs,
+    ...options,
+  });
   authenticators.push(keystone);
   return keystone;
 }

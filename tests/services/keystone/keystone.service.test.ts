@@ -13,7 +13,7 @@ import {
   type KeystoneUser,
   type ProjectWithUsers,
 } from "../../support/keystone.ts";
-import { countingFetch, movableClock } from "../../support/keystone-calls.ts";
+import { countingFetch, movableClock, testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
 import { captureLogs } from "../../support/logs.ts";
 
 let admin: KeystoneAdmin;
@@ -36,6 +36,7 @@ function build(serviceCredentials: ServiceCredentials, options: Partial<Keystone
   const counter = countingFetch();
   const keystone = new KeystoneAuthenticator({
     endpoint: admin.url,
+    timeoutMs: testKeystoneTimeoutMs,
     logger: silentLogger,
     serviceCredentials,
     fetch: counter.fetch,

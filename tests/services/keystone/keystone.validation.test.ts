@@ -6,7 +6,7 @@ import { silentLogger } from "../../../app/lib/logger.ts";
 import { KeystoneAuthenticator } from "../../../app/services/keystone/index.ts";
 import { freePort } from "../../support/cli.ts";
 import { KeystoneAdmin, type ProjectWithUsers } from "../../support/keystone.ts";
-import { countingFetch, movableClock } from "../../support/keystone-calls.ts";
+import { countingFetch, movableClock, testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
 import { captureLogs } from "../../support/logs.ts";
 
 let admin: KeystoneAdmin;
@@ -14,7 +14,12 @@ let cast: ProjectWithUsers;
 const authenticators: KeystoneAuthenticator[] = [];
 
 function authenticator(options: Partial<ConstructorParameters<typeof KeystoneAuthenticator>[0]> = {}) {
-  const created = new KeystoneAuthenticator({ endpoint: admin.url, logger: silentLogger, ...options });
+  const created = new KeystoneAuthenticator({
+    endpoint: admin.url,
+    logger: silentLogger,
+    timeoutMs: testKeystoneTimeoutMs,
+    ...options,
+  });
   authenticators.push(created);
   return created;
 }
