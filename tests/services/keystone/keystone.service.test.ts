@@ -140,12 +140,17 @@ describe("Keystone authenticator with service credentials", () => {
   it("answers 503, not 401, when its own password is wrong, and says why in the log", async () => {
     const logs = captureLogs();
     const wrong = "definitely-not-the-password";
-    const { keystone } = build(passwordCredentials(serviceUser, wrong), { logger: logs.logger });
-    await expect(keystone.authenticate(cast.member.token, undefined)).rejects.toMatchObject({
-      status: 503,
-      code: "service_unavailable",
-    });
+    const { keystone, counter } = build(passwordCredentials(serviceUser, wrong), { logger: logs.logger });
+    // The shared SQLite Keystone now and then answers 500 ("database is locked") under parallel
+    // load; a failed service login is not remembered, so ask again until Keystone says 401.
+    for (let attempt = 0; attempt < 3 && !logs.text().includes("refused Picasso's"); attempt++) {
+      await expect(keystone.authenticate(cast.member.token, undefined)).rejects.toMatchObject({
+        status: 503,
+        code: "service_unavailable",
+      });
+    }
     expect(logs.text()).toContain("refused Picasso's service credentials");
+    expect(counter.validations()).toBe(0);
     expect(logs.text()).not.toContain(wrong);
     expect(logs.text()).not.toContain(cast.member.token);
   });
