@@ -2,9 +2,12 @@ import { HTTPException } from "hono/http-exception";
 import { createRouter } from "./lib/create-router.ts";
 import { ApiError, errorBody, toApiError } from "./lib/errors.ts";
 import { accessLog } from "./middleware/access-log/index.ts";
+import { httpMetrics } from "./middleware/metrics/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { registerDocs } from "./routes/docs/docs.index.ts";
+import { registerHealth } from "./routes/health/health.index.ts";
 import { registerMeta } from "./routes/meta/meta.index.ts";
+import { registerMetrics } from "./routes/metrics/metrics.index.ts";
 import type { AppServices } from "./types.ts";
 import { version } from "./version.ts";
 
@@ -19,10 +22,13 @@ export function createApp(services: AppServices) {
     c.set("services", services);
     await next();
   });
+  app.use(httpMetrics());
   app.use(requestId());
   app.use(accessLog());
 
   registerMeta(app);
+  registerHealth(app, services);
+  if (services.operator?.metricsEndpoint ?? true) registerMetrics(app);
   registerDocs(app, { version });
 
   app.notFound((c) => c.json(errorBody("not_found", `Not found: ${c.req.method} ${c.req.path}`), 404));

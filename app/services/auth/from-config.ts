@@ -2,6 +2,7 @@ import type { ServeConfig } from "../../config.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { KeystoneAuthenticator } from "../keystone/authenticator.ts";
 import type { ServiceCredentials } from "../keystone/service-token.ts";
+import type { Metrics } from "../metrics/index.ts";
 import { createNoAuthAuthenticator } from "../noauth/index.ts";
 import type { Authenticator, RoleNames } from "./types.ts";
 
@@ -36,6 +37,7 @@ export function serviceCredentialsFromConfig(config: ServeConfig): ServiceCreden
 export function authenticatorFromConfig(
   config: ServeConfig,
   logger: Logger,
+  metrics?: Pick<Metrics, "keystoneRequests" | "tokenCache">,
 ): Authenticator & { close?(): Promise<void>; warmUp?(): Promise<void> } {
   const roleNames = roleNamesFromConfig(config);
   if (config["auth-strategy"] === "noauth") {
@@ -57,5 +59,6 @@ export function authenticatorFromConfig(
     connectTimeoutMs: config["keystone-connect-timeout"] * 1000,
     cacheTtlMs: config["token-cache-ttl"] * 1000,
     cacheSize: config["token-cache-size"],
+    metrics,
   });
 }

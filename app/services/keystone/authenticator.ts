@@ -4,6 +4,7 @@ import { ApiError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import type { Identity } from "../../types.ts";
 import type { Authenticator } from "../auth/types.ts";
+import type { Metrics } from "../metrics/index.ts";
 import { parseKeystoneEndpoint } from "./endpoint.ts";
 import {
   createKeystoneHttp,
@@ -30,6 +31,8 @@ export type KeystoneAuthenticatorOptions = {
   cacheSize?: number;
   /** How long a token Keystone rejected stays rejected without asking again (capped by cacheTtlMs). */
   invalidCacheTtlMs?: number;
+  /** Where to count Keystone requests and cache hits (the app's metrics); optional in tests. */
+  metrics?: Pick<Metrics, "keystoneRequests" | "tokenCache">;
   /** Replaces the HTTP client, e.g. to count the calls that reach Keystone. */
   fetch?: KeystoneFetch;
   /** Milliseconds since the epoch; tests move it to expire cache entries. */
@@ -67,6 +70,7 @@ export class KeystoneAuthenticator implements Authenticator {
   readonly #invalidTtlMs: number;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #metrics: KeystoneAuthenticatorOptions["metrics"];
 
   constructor(options: KeystoneAuthenticatorOptions) {
     this.#endpoint = parseKeystoneEndpoint(options.endpoint);
@@ -77,7 +81,9 @@ export class KeystoneAuthenticator implements Authenticator {
       timeoutMs: options.timeoutMs ?? 5000,
       connectTimeoutMs: options.connectTimeoutMs ?? 3000,
       fetchImpl: options.fetch,
+      onOutcome: (outcome) => options.metrics?.keystoneRequests.inc({ outcome }),
     });
+    this.#metrics = options.metrics;
     this.#serviceTokens = options.serviceCredentials
       ? new ServiceTokenSource(
           this.#http,
@@ -125,9 +131,20 @@ export class KeystoneAuthenticator implements Authenticator {
     const presented = token?.trim();
     if (!presented) throw unauthorized("Authentication required: send a Keystone token in X-Auth-Token");
     if (presented.length > maxTokenLength || !wellFormedToken.test(presented)) throw invalidToken();
-    const validation = this.#cache
-      ? await this.#cache.fetch(tokenKey(presented), { context: presented })
-      : await this.#validate(presented);
+    let validation: Validation | undefined;
+    if (this.#cache) {
+      const status: LRUCache.Status<string, Validation, string> = {};
+      try {
+        validation = await this.#cache.fetch(tokenKey(presented), { context: presented, status });
+      } finally {
+        // Only the request that sent the validation counts as a miss: requests that joined its
+        // in-flight call were answered without asking Keystone themselves.
+        this.#metrics?.tokenCache.inc({ result: status.fetchDispatched ? "miss" : "hit" });
+      }
+    } else {
+      this.#metrics?.tokenCache.inc({ result: "miss" });
+      validation = await this.#validate(presented);
+    }
     if (!validation?.valid || validation.identity.expiresAt.getTime() <= this.#now()) throw invalidToken();
     return validation.identity;
   }

@@ -22,6 +22,16 @@ export class KeystoneUnavailableError extends Error {
   override name = "KeystoneUnavailableError";
 }
 
+/** How one request to Keystone went, for metrics (see picasso_keystone_requests_total). */
+export type KeystoneOutcome = "success" | "rejected" | "error" | "timeout";
+
+function outcomeOf(status: number): KeystoneOutcome {
+  if (status >= 200 && status < 300) return "success";
+  // Keystone's ways of saying no: unknown, malformed, expired or revoked token, or not allowed.
+  if (status === 400 || status === 401 || status === 403 || status === 404) return "rejected";
+  return "error";
+}
+
 export type KeystoneHttp = {
   send(url: string, init: Omit<KeystoneRequest, "signal">, signal?: AbortSignal): Promise<KeystoneResponse>;
   close(): Promise<void>;
@@ -35,6 +45,7 @@ export function createKeystoneHttp(options: {
   timeoutMs: number;
   connectTimeoutMs: number;
   fetchImpl?: KeystoneFetch;
+  onOutcome?: (outcome: KeystoneOutcome) => void;
 }): KeystoneHttp {
   const agent = options.fetchImpl
     ? undefined
@@ -45,11 +56,14 @@ export function createKeystoneHttp(options: {
     async send(url, init, signal) {
       const deadline = AbortSignal.timeout(options.timeoutMs);
       try {
-        return await fetchImpl(url, {
+        const response = await fetchImpl(url, {
           ...init,
           signal: signal ? AbortSignal.any([deadline, signal]) : deadline,
         });
+        options.onOutcome?.(outcomeOf(response.status));
+        return response;
       } catch (error) {
+        options.onOutcome?.(deadline.aborted ? "timeout" : "error");
         throw new KeystoneUnavailableError(describeNetworkError(error), { cause: error });
       }
     },

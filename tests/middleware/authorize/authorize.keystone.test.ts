@@ -12,7 +12,7 @@ import { testApp } from "../../support/app.ts";
 import { freePort } from "../../support/cli.ts";
 import { freshId, openTestDatabase } from "../../support/db.ts";
 import { KeystoneAdmin, type KeystoneUser, type ProjectWithUsers } from "../../support/keystone.ts";
-import { testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
+import { removeQuietly, testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
 import { captureLogs } from "../../support/logs.ts";
 
 const database = openTestDatabase();
@@ -73,11 +73,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(authenticators.map((created) => created.close()));
-  for (const user of [cast.member, cast.reader, other.member, other.reader, ...users]) {
-    await admin.deleteUser(user.id);
-  }
-  await admin.deleteProject(cast.project.id);
-  await admin.deleteProject(other.project.id);
+  await removeQuietly(admin, {
+    users: [cast.member, cast.reader, other.member, other.reader, ...users].map((user) => user.id),
+    projects: [cast.project.id, other.project.id],
+  });
   await database.close();
 });
 

@@ -5,8 +5,15 @@ import {
   KeystoneAuthenticator,
   type KeystoneAuthenticatorOptions,
 } from "../../../app/services/keystone/index.ts";
+import { createMetrics } from "../../../app/services/metrics/index.ts";
 import { KeystoneAdmin, type ProjectWithUsers } from "../../support/keystone.ts";
-import { countingFetch, movableClock, testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
+import {
+  counterValue,
+  countingFetch,
+  movableClock,
+  removeQuietly,
+  testKeystoneTimeoutMs,
+} from "../../support/keystone-calls.ts";
 
 let admin: KeystoneAdmin;
 let cast: ProjectWithUsers;
@@ -39,9 +46,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(authenticators.map((created) => created.close()));
-  await admin.deleteUser(cast.member.id);
-  await admin.deleteUser(cast.reader.id);
-  await admin.deleteProject(cast.project.id);
+  await removeQuietly(admin, { users: [cast.member.id, cast.reader.id], projects: [cast.project.id] });
 });
 
 describe("token cache", () => {
@@ -133,6 +138,24 @@ describe("token cache", () => {
     const tokens = await Promise.all(Array.from({ length: 6 }, () => issueMemberToken()));
     const identities = await Promise.all(tokens.map((token) => keystone.authenticate(token, undefined)));
     expect(identities.map((identity) => identity.userId)).toEqual(tokens.map(() => cast.member.id));
+  });
+
+  it("counts cache hits and misses and Keystone's answers in the app's metrics", async () => {
+    const metrics = createMetrics();
+    const { keystone, counter } = counted({ metrics });
+    for (let i = 0; i < 10; i++) await keystone.authenticate(cast.member.token, undefined);
+    await Promise.all(
+      Array.from({ length: 5 }, () => keystone.authenticate("bogus-token", undefined).catch(() => {})),
+    );
+    expect(counter.validations()).toBe(2);
+    const cache = (result: string) => counterValue(metrics.registry, "picasso_token_cache_total", { result });
+    const keystoneAnswers = (outcome: string) =>
+      counterValue(metrics.registry, "picasso_keystone_requests_total", { outcome });
+    expect(await cache("miss")).toBe(2);
+    expect(await cache("hit")).toBe(13);
+    expect(await keystoneAnswers("success")).toBe(1);
+    expect(await keystoneAnswers("rejected")).toBe(1);
+    expect(await keystoneAnswers("error")).toBe(0);
   });
 
   it("does not cache a failure to reach Keystone", async () => {

@@ -7,9 +7,10 @@ import {
   KeystoneAuthenticator,
   type KeystoneAuthenticatorOptions,
 } from "../../../app/services/keystone/index.ts";
+import { createMetrics } from "../../../app/services/metrics/index.ts";
 import { freePort } from "../../support/cli.ts";
 import { KeystoneAdmin, type ProjectWithUsers } from "../../support/keystone.ts";
-import { testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
+import { counterValue, removeQuietly, testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
 import { captureLogs } from "../../support/logs.ts";
 import { type ProxyMode, startTcpProxy, type TcpProxy } from "../../support/tcp-proxy.ts";
 
@@ -44,9 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(authenticators.map((created) => created.close()));
   await Promise.all(proxies.map((started) => started.stop()));
-  await admin.deleteUser(cast.member.id);
-  await admin.deleteUser(cast.reader.id);
-  await admin.deleteProject(cast.project.id);
+  await removeQuietly(admin, { users: [cast.member.id, cast.reader.id], projects: [cast.project.id] });
 });
 
 describe("Keystone outage", () => {
@@ -76,14 +75,22 @@ describe("Keystone outage", () => {
 
   it("answers 503 when Keystone accepts the connection but never answers", async () => {
     const hung = await proxy("blackhole");
-    const keystone = through(hung.url, { timeoutMs: 300, connectTimeoutMs: 300 });
+    const metrics = createMetrics();
+    const keystone = through(hung.url, { timeoutMs: 300, connectTimeoutMs: 300, metrics });
     await expect(keystone.authenticate(cast.member.token, undefined)).rejects.toMatchObject({ status: 503 });
+    expect(
+      await counterValue(metrics.registry, "picasso_keystone_requests_total", { outcome: "timeout" }),
+    ).toBe(1);
   });
 
   it("answers 503 when Keystone answers 5xx", async () => {
     const broken = await proxy("http500");
-    const keystone = through(broken.url);
+    const metrics = createMetrics();
+    const keystone = through(broken.url, { metrics });
     await expect(keystone.authenticate(cast.member.token, undefined)).rejects.toMatchObject({ status: 503 });
+    expect(
+      await counterValue(metrics.registry, "picasso_keystone_requests_total", { outcome: "error" }),
+    ).toBe(1);
   });
 
   it("answers 503 for the service token too, and recovers when Keystone is back", async () => {
@@ -109,8 +116,7 @@ describe("Keystone outage", () => {
       pipe.mode = "pipe";
       expect((await keystone.authenticate(cast.member.token, undefined)).userId).toBe(cast.member.id);
     } finally {
-      await admin.deleteUser(service.id);
-      await admin.deleteProject(project.id);
+      await removeQuietly(admin, { users: [service.id], projects: [project.id] });
     }
   });
 

@@ -13,7 +13,12 @@ import {
   type KeystoneUser,
   type ProjectWithUsers,
 } from "../../support/keystone.ts";
-import { countingFetch, movableClock, testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
+import {
+  countingFetch,
+  movableClock,
+  removeQuietly,
+  testKeystoneTimeoutMs,
+} from "../../support/keystone-calls.ts";
 import { captureLogs } from "../../support/logs.ts";
 
 let admin: KeystoneAdmin;
@@ -66,9 +71,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(authenticators.map((created) => created.close()));
-  for (const user of [cast.member, cast.reader, serviceUser, memberOnlyUser]) await admin.deleteUser(user.id);
-  await admin.deleteProject(cast.project.id);
-  await admin.deleteProject(serviceProject.id);
+  await removeQuietly(admin, {
+    users: [cast.member, cast.reader, serviceUser, memberOnlyUser].map((user) => user.id),
+    projects: [cast.project.id, serviceProject.id],
+  });
 });
 
 describe("Keystone authenticator with service credentials", () => {

@@ -6,7 +6,12 @@ import { silentLogger } from "../../../app/lib/logger.ts";
 import { KeystoneAuthenticator } from "../../../app/services/keystone/index.ts";
 import { freePort } from "../../support/cli.ts";
 import { KeystoneAdmin, type ProjectWithUsers } from "../../support/keystone.ts";
-import { countingFetch, movableClock, testKeystoneTimeoutMs } from "../../support/keystone-calls.ts";
+import {
+  countingFetch,
+  movableClock,
+  removeQuietly,
+  testKeystoneTimeoutMs,
+} from "../../support/keystone-calls.ts";
 import { captureLogs } from "../../support/logs.ts";
 
 let admin: KeystoneAdmin;
@@ -47,9 +52,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(authenticators.map((created) => created.close()));
-  await admin.deleteUser(cast.member.id);
-  await admin.deleteUser(cast.reader.id);
-  await admin.deleteProject(cast.project.id);
+  await removeQuietly(admin, { users: [cast.member.id, cast.reader.id], projects: [cast.project.id] });
 });
 
 describe("Keystone authenticator, self-validation", () => {
@@ -103,7 +106,7 @@ describe("Keystone authenticator, self-validation", () => {
       const unscopedIdentity = await keystone.authenticate(unscoped, cast.project.id);
       expect(unscopedIdentity).toMatchObject({ userId: user.id, projectId: null, roles: [] });
     } finally {
-      await admin.deleteUser(user.id);
+      await removeQuietly(admin, { users: [user.id] });
     }
   });
 
