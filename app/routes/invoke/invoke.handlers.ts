@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { ApiError } from "../../lib/errors.ts";
 import { EngineError } from "../../services/engine/types.ts";
+import type { InvocationOutcome } from "../../services/metrics/index.ts";
 import type { InvokeTarget } from "../../services/route-lookup/index.ts";
 import type { AppEnv } from "../../types.ts";
 
@@ -60,6 +61,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   const body = raw.body && method !== "GET" && method !== "HEAD" ? limitBody(raw.body, maxBodyBytes) : null;
   const url = c.req.url;
   const queryStart = url.indexOf("?");
+  const started = performance.now();
   let response: Response;
   try {
     response = await services.engine.invoke({
@@ -74,10 +76,28 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
       signal: raw.signal,
     });
   } catch (error) {
-    throw invocationError(error, maxBodyBytes);
+    const failure = invocationError(error, maxBodyBytes);
+    recordInvocation(c, started, outcomeOf(failure, raw.signal));
+    throw failure;
   }
+  recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
   if (isAsync && response.status === 202) return withCallIdHeader(response);
   return response;
+}
+
+function recordInvocation(c: Context<AppEnv>, started: number, outcome: InvocationOutcome) {
+  const { metrics } = c.var.services;
+  metrics.invocations.inc({ outcome });
+  metrics.invocationDuration.observe({ outcome }, (performance.now() - started) / 1000);
+}
+
+function outcomeOf(failure: unknown, clientSignal: AbortSignal): InvocationOutcome {
+  if (clientSignal.aborted) return "cancelled";
+  if (failure instanceof ApiError) {
+    if (failure.code === "gateway_timeout") return "timeout";
+    if (failure.code === "payload_too_large") return "cancelled";
+  }
+  return "engine_error";
 }
 
 function tooLarge(maxBodyBytes: number): ApiError {
