@@ -21,7 +21,7 @@ export function routePathFrom(requestPath: string, prefixLength: number): string
 
 export async function invokePublic(c: Context<AppEnv>) {
   const appName = c.req.param("app") ?? "";
-  const path = routePathFrom(c.req.path, 3 + appName.length);
+  const path = routePathFrom(c.req.path, "/r/".length + appName.length);
   const target = path ? await c.var.services.routeLookup.find(appName, path) : null;
   if (!target) throw new ApiError("not_found", "Route not found");
   if (!target.isPublic) {
@@ -36,7 +36,7 @@ export async function invokePublic(c: Context<AppEnv>) {
 export async function invokePrivate(c: Context<AppEnv>) {
   const projectId = c.req.param("project_id") ?? "";
   const appName = c.req.param("app") ?? "";
-  const path = routePathFrom(c.req.path, 6 + projectId.length + appName.length);
+  const path = routePathFrom(c.req.path, "/v1/r//".length + projectId.length + appName.length);
   const target = path ? await c.var.services.routeLookup.find(appName, path) : null;
   // Another project's app answers like a missing one: nothing leaks across projects.
   if (!target || target.projectId !== projectId) throw new ApiError("not_found", "Route not found");
