@@ -6,6 +6,7 @@ import { httpMetrics } from "./middleware/metrics/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { registerDocs } from "./routes/docs/docs.index.ts";
 import { registerHealth } from "./routes/health/health.index.ts";
+import { registerInvocation } from "./routes/invoke/invoke.index.ts";
 import { registerMeta } from "./routes/meta/meta.index.ts";
 import { registerMetrics } from "./routes/metrics/metrics.index.ts";
 import type { AppServices } from "./types.ts";
@@ -30,6 +31,7 @@ export function createApp(services: AppServices) {
   registerHealth(app, services);
   if (services.operator?.metricsEndpoint ?? true) registerMetrics(app);
   registerDocs(app, { version });
+  registerInvocation(app);
 
   app.notFound((c) => c.json(errorBody("not_found", `Not found: ${c.req.method} ${c.req.path}`), 404));
 

@@ -122,6 +122,22 @@ export const serveOptions = {
     default: "30",
     description: "Seconds to let in-flight requests finish after SIGTERM/SIGINT.",
   },
+  "max-invoke-body": {
+    env: "PICASSO_MAX_INVOKE_BODY",
+    default: "32MiB",
+    description: "Largest request body forwarded to a function (bytes, or with KiB/MiB/GiB).",
+  },
+  "route-cache-ttl": {
+    env: "PICASSO_ROUTE_CACHE_TTL",
+    default: "5",
+    description:
+      "Seconds an invocation may use a cached route; bounds how long other instances' changes go unseen. 0 disables.",
+  },
+  "invoke-timeout-margin": {
+    env: "PICASSO_INVOKE_TIMEOUT_MARGIN",
+    default: "2",
+    description: "Seconds added to a route's timeout before the gateway gives up with 504.",
+  },
   "shutdown-delay": {
     env: "PICASSO_SHUTDOWN_DELAY",
     default: "0",
@@ -227,6 +243,26 @@ const seconds = z.coerce
   .min(0, "must not be negative")
   .max(3600, "must be at most 3600");
 
+const byteUnits: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
+  ki: 1024,
+  mi: 1024 ** 2,
+  gi: 1024 ** 3,
+};
+
+const byteSize = z.string().transform((value, ctx) => {
+  const match = /^\s*(\d+)\s*(k|m|g|ki|mi|gi)?b?\s*$/i.exec(value);
+  const bytes = match ? Number(match[1]) * (byteUnits[(match[2] ?? "").toLowerCase()] ?? 1) : Number.NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    ctx.addIssue({ code: "custom", message: "must be a size such as 1048576, 512KiB, 32MiB or 1GiB" });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
 const positiveSeconds = seconds.refine((value) => value > 0, "must be more than 0");
 
 const onOff = z
@@ -319,6 +355,9 @@ const serveConfigFields = z.object({
   "log-file": z.string().min(1).optional(),
   "log-format": z.enum(["text", "json"], { error: "must be text or json" }),
   "shutdown-timeout": seconds,
+  "max-invoke-body": byteSize,
+  "route-cache-ttl": seconds,
+  "invoke-timeout-margin": seconds,
   "shutdown-delay": seconds,
   "header-timeout": positiveSeconds,
   "keepalive-timeout": positiveSeconds,

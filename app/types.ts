@@ -3,6 +3,7 @@ import type { Logger } from "./lib/logger.ts";
 import type { Authenticator, RoleNames } from "./services/auth/types.ts";
 import type { FunctionEngine } from "./services/engine/types.ts";
 import type { Metrics } from "./services/metrics/index.ts";
+import type { RouteLookup } from "./services/route-lookup/index.ts";
 
 /** Who a validated Keystone token belongs to; set by the auth middleware, read by handlers. */
 export type Identity = {
@@ -39,6 +40,8 @@ export interface AppServices {
   authenticator: Authenticator;
   roleNames: RoleNames;
   engine: FunctionEngine;
+  routeLookup: RouteLookup;
+  invocation: InvocationSettings;
   lifecycle: Lifecycle;
   /** Prometheus metrics of this app (its own registry); see app/services/metrics. */
   metrics: Metrics;
@@ -47,6 +50,11 @@ export interface AppServices {
   /** Public base URL of this API if it sits behind a proxy; else derived from each request. */
   publicUrl?: string;
 }
+
+export type InvocationSettings = {
+  /** Largest request body forwarded to a function. */
+  maxBodyBytes: number;
+};
 
 export type AppEnv = {
   Variables: {

@@ -8,6 +8,7 @@ import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services
 import type { FunctionEngine } from "../../app/services/engine/types.ts";
 import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
+import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import { version } from "../../app/version.ts";
 import { createDatabase } from "../../db/client.ts";
@@ -55,6 +56,11 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     authenticator,
     roleNames: roleNamesFromConfig(config),
     engine: undefined as unknown as FunctionEngine,
+    routeLookup: createRouteLookup(database.db, {
+      ttlMs: config["route-cache-ttl"] * 1000,
+      maxEntries: 10_000,
+    }),
+    invocation: { maxBodyBytes: config["max-invoke-body"] },
     lifecycle: { draining: false },
     metrics,
     operator: {

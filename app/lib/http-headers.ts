@@ -1,0 +1,69 @@
+/**
+ * Header rules for proxying. Hop-by-hop headers describe one connection and must not cross the
+ * proxy (RFC 9110 7.6.1); credentials meant for Picasso must not reach tenant code.
+ */
+const hopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+]);
+
+/** Never forwarded to the engine: Picasso's own credentials and what the engine sets itself. */
+const neverToEngine = new Set([
+  ...hopByHop,
+  "host",
+  "x-auth-token",
+  "x-subject-token",
+  "cookie",
+  "authorization",
+  // undici refuses it; Node's server has already answered any 100-continue.
+  "expect",
+  "x-openstack-request-id",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+]);
+
+/** Names listed in `Connection` are hop-by-hop too. */
+function connectionListed(connection: string | null | undefined): Set<string> {
+  const listed = new Set<string>();
+  if (!connection) return listed;
+  for (const name of connection.split(",")) {
+    const trimmed = name.trim().toLowerCase();
+    if (trimmed) listed.add(trimmed);
+  }
+  return listed;
+}
+
+/** Headers of the client's request that go to the engine, as a flat name/value list. */
+export function engineRequestHeaders(incoming: Headers): Record<string, string> {
+  const listed = connectionListed(incoming.get("connection"));
+  const out: Record<string, string> = {};
+  incoming.forEach((value, name) => {
+    if (neverToEngine.has(name) || listed.has(name)) return;
+    out[name] = value;
+  });
+  return out;
+}
+
+/** Headers of the engine's response that go back to the client. */
+export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Headers {
+  const connection = upstream.connection;
+  const listed = connectionListed(Array.isArray(connection) ? connection.join(",") : connection);
+  const out = new Headers();
+  for (const [name, value] of Object.entries(upstream)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || hopByHop.has(lower) || listed.has(lower)) continue;
+    if (Array.isArray(value)) for (const item of value) out.append(lower, item);
+    else out.set(lower, value);
+  }
+  return out;
+}

@@ -1,0 +1,149 @@
+import type { Context } from "hono";
+import { ApiError } from "../../lib/errors.ts";
+import { EngineError } from "../../services/engine/types.ts";
+import type { InvocationOutcome } from "../../services/metrics/index.ts";
+import type { InvokeTarget } from "../../services/route-lookup/index.ts";
+import type { AppEnv } from "../../types.ts";
+
+/** Methods the engine accepts on async routes; others crash the real server (BEHAVIOUR.md). */
+const asyncMethods = new Set(["GET", "POST"]);
+
+class BodyTooLarge extends Error {}
+
+/** `/r/{app}` is `/`, `/r/{app}/a//b/` is `/a/b`: the engine cleans paths the same way. */
+export function routePathFrom(requestPath: string, prefixLength: number): string | null {
+  const rest = requestPath.slice(prefixLength);
+  if (rest.includes("%")) return null;
+  const segments = rest.split("/").filter((segment) => segment !== "" && segment !== ".");
+  if (segments.includes("..")) return null;
+  return `/${segments.join("/")}`;
+}
+
+export async function invokePublic(c: Context<AppEnv>) {
+  const appName = c.req.param("app") ?? "";
+  const path = routePathFrom(c.req.path, "/r/".length + appName.length);
+  const target = path ? await c.var.services.routeLookup.find(appName, path) : null;
+  if (!target) throw new ApiError("not_found", "Route not found");
+  if (!target.isPublic) {
+    throw new ApiError(
+      "forbidden",
+      "This route is private: invoke it through /v1/r/{project_id}/... with a token",
+    );
+  }
+  return forward(c, target);
+}
+
+export async function invokePrivate(c: Context<AppEnv>) {
+  const projectId = c.req.param("project_id") ?? "";
+  const appName = c.req.param("app") ?? "";
+  const path = routePathFrom(c.req.path, "/v1/r//".length + projectId.length + appName.length);
+  const target = path ? await c.var.services.routeLookup.find(appName, path) : null;
+  // Another project's app answers like a missing one: nothing leaks across projects.
+  if (!target || target.projectId !== projectId) throw new ApiError("not_found", "Route not found");
+  return forward(c, target);
+}
+
+async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Response> {
+  const { services } = c.var;
+  const method = c.req.method;
+  const isAsync = target.route.type === "async";
+  if (isAsync && !asyncMethods.has(method)) {
+    throw new ApiError("method_not_allowed", `Async routes accept only GET and POST, not ${method}`, {
+      headers: { Allow: "GET, POST" },
+    });
+  }
+  const maxBodyBytes = services.invocation.maxBodyBytes;
+  const declaredLength = c.req.header("content-length");
+  if (declaredLength !== undefined && Number(declaredLength) > maxBodyBytes) {
+    throw tooLarge(maxBodyBytes);
+  }
+  const raw = c.req.raw;
+  const body = raw.body && method !== "GET" && method !== "HEAD" ? limitBody(raw.body, maxBodyBytes) : null;
+  const url = c.req.url;
+  const queryStart = url.indexOf("?");
+  const started = performance.now();
+  let response: Response;
+  try {
+    response = await services.engine.invoke({
+      engineApp: target.engineApp,
+      route: target.route,
+      method,
+      path: target.route.path,
+      query: queryStart === -1 ? "" : url.slice(queryStart + 1),
+      headers: raw.headers,
+      body: body as ReadableStream<Uint8Array> | null,
+      requestId: c.var.requestId,
+      signal: raw.signal,
+    });
+  } catch (error) {
+    const failure = invocationError(error, maxBodyBytes);
+    recordInvocation(c, started, outcomeOf(failure, raw.signal));
+    throw failure;
+  }
+  recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
+  if (isAsync && response.status === 202) return withCallIdHeader(response);
+  return response;
+}
+
+function recordInvocation(c: Context<AppEnv>, started: number, outcome: InvocationOutcome) {
+  const { metrics } = c.var.services;
+  metrics.invocations.inc({ outcome });
+  metrics.invocationDuration.observe({ outcome }, (performance.now() - started) / 1000);
+}
+
+function outcomeOf(failure: unknown, clientSignal: AbortSignal): InvocationOutcome {
+  if (clientSignal.aborted) return "cancelled";
+  if (failure instanceof ApiError) {
+    if (failure.code === "gateway_timeout") return "timeout";
+    if (failure.code === "payload_too_large") return "cancelled";
+  }
+  return "engine_error";
+}
+
+function tooLarge(maxBodyBytes: number): ApiError {
+  // Closing the connection stops the client's upload; otherwise the server would drain it.
+  return new ApiError("payload_too_large", `Request body is larger than ${maxBodyBytes} bytes`, {
+    headers: { Connection: "close" },
+  });
+}
+
+/** Counts bytes as they stream past and stops the upload once the limit is crossed. */
+async function* limitBody(body: ReadableStream<Uint8Array>, maxBytes: number): AsyncGenerator<Uint8Array> {
+  let total = 0;
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw new BodyTooLarge();
+    yield chunk;
+  }
+}
+
+function invocationError(error: unknown, maxBodyBytes: number): unknown {
+  if (error instanceof BodyTooLarge || (error instanceof Error && error.cause instanceof BodyTooLarge)) {
+    return tooLarge(maxBodyBytes);
+  }
+  if (error instanceof EngineError) {
+    switch (error.kind) {
+      case "timeout":
+        return new ApiError("gateway_timeout", "The function did not answer within its timeout");
+      case "unavailable":
+        return new ApiError("bad_gateway", "The function engine is unreachable");
+      default:
+        return new ApiError("engine_error", `The function engine failed: ${error.message}`);
+    }
+  }
+  return error;
+}
+
+/** The engine returns the call id only in the body; clients that stream or ignore bodies want it as a header. */
+async function withCallIdHeader(response: Response): Promise<Response> {
+  const text = await response.text();
+  const headers = new Headers(response.headers);
+  try {
+    const callId = (JSON.parse(text) as { call_id?: unknown }).call_id;
+    if (typeof callId === "string") headers.set("X-Call-Id", callId);
+  } catch {
+    // Not JSON: pass the engine's answer through unchanged.
+  }
+  headers.delete("content-length");
+  return new Response(text, { status: response.status, headers });
+}

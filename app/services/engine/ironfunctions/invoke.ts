@@ -1,0 +1,78 @@
+import type { Readable } from "node:stream";
+import { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { type Dispatcher, errors } from "undici";
+import { clientResponseHeaders, engineRequestHeaders } from "../../../lib/http-headers.ts";
+import { type EngineCall, EngineError } from "../types.ts";
+
+/** Statuses whose responses have no body; a Response with one would throw. */
+const nullBodyStatus = new Set([101, 103, 204, 205, 304]);
+
+export type InvokeOptions = {
+  /** Added to the route's timeout: the engine enforces the timeout, we only stop waiting later. */
+  timeoutMarginMs: number;
+};
+
+/**
+ * One invocation = one request to the engine's `/r/{app}{path}`. Bodies stream both ways with
+ * backpressure; nothing is buffered. Failures before the response starts become EngineErrors;
+ * failures during the response body end the client's stream with an error.
+ */
+export async function invokeOverHttp(
+  dispatcher: Dispatcher,
+  call: EngineCall,
+  options: InvokeOptions,
+): Promise<Response> {
+  const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
+  const headers = engineRequestHeaders(call.headers);
+  headers["x-openstack-request-id"] = call.requestId;
+  const path = `/r/${call.engineApp}${call.path}${call.query ? `?${call.query}` : ""}`;
+  let upstream: Dispatcher.ResponseData;
+  try {
+    upstream = await dispatcher.request({
+      method: call.method as Dispatcher.HttpMethod,
+      path,
+      headers,
+      // undici accepts any async iterable body; web streams are async iterables in Node 20.
+      body: (call.body ?? null) as unknown as Readable | null,
+      signal: call.signal,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+  } catch (error) {
+    throw toEngineError(error, call.signal);
+  }
+  const responseHeaders = clientResponseHeaders(upstream.headers);
+  if (nullBodyStatus.has(upstream.statusCode) || call.method === "HEAD") {
+    upstream.body.resume();
+    return new Response(null, { status: upstream.statusCode, headers: responseHeaders });
+  }
+  // The async iterator gives backpressure, and cancelling the stream destroys the engine body.
+  const stream = NodeReadableStream.from(
+    upstream.body as AsyncIterable<Uint8Array>,
+  ) as ReadableStream<Uint8Array>;
+  return new Response(stream, { status: upstream.statusCode, headers: responseHeaders });
+}
+
+function toEngineError(error: unknown, signal: AbortSignal): Error {
+  if (error instanceof EngineError) return error;
+  if (signal.aborted)
+    return signal.reason instanceof Error ? signal.reason : new EngineError("failed", "aborted");
+  if (error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError) {
+    return new EngineError("timeout", "The function did not answer in time", undefined, { cause: error });
+  }
+  if (error instanceof errors.ConnectTimeoutError) {
+    return new EngineError("unavailable", "The function engine is unreachable (connect timeout)", undefined, {
+      cause: error,
+    });
+  }
+  const code = (error as { code?: string }).code;
+  if (
+    code &&
+    /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(
+      code,
+    )
+  ) {
+    return new EngineError("unavailable", "The function engine is unreachable", undefined, { cause: error });
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}

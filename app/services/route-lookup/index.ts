@@ -1,0 +1,95 @@
+import { and, eq } from "drizzle-orm";
+import { LRUCache } from "lru-cache";
+import type { Database } from "../../../db/client.ts";
+import { apps, routes } from "../../../db/schema.ts";
+import type { EngineRoute } from "../engine/types.ts";
+
+/** Everything an invocation needs, resolved from the tenant's app name and route path. */
+export type InvokeTarget = {
+  projectId: string;
+  appName: string;
+  engineApp: string;
+  isPublic: boolean;
+  route: EngineRoute;
+};
+
+export interface RouteLookup {
+  /** null when the app or the route does not exist. */
+  find(appName: string, path: string): Promise<InvokeTarget | null>;
+  /** Called after this instance changes an app or its routes, so it serves the change at once. */
+  invalidateApp(appName: string): void;
+}
+
+export type RouteLookupOptions = {
+  /** Bounds how long another instance's write can go unseen here; 0 disables the cache. */
+  ttlMs: number;
+  maxEntries: number;
+};
+
+type Cached = { target: InvokeTarget | null };
+
+const separator = "\u0000";
+
+/**
+ * Invocations are the hot path: the (app, path) -> engine mapping is cached in memory, and
+ * concurrent misses for one key share a single query.
+ */
+export function createRouteLookup(db: Database, options: RouteLookupOptions): RouteLookup {
+  const load = (appName: string, path: string) => queryTarget(db, appName, path);
+  if (options.ttlMs <= 0) {
+    return { find: load, invalidateApp() {} };
+  }
+  const cache = new LRUCache<string, Cached>({
+    max: options.maxEntries,
+    ttl: options.ttlMs,
+    fetchMethod: async (key) => {
+      const cut = key.indexOf(separator);
+      return { target: await load(key.slice(0, cut), key.slice(cut + 1)) };
+    },
+  });
+  return {
+    async find(appName, path) {
+      const cached = await cache.fetch(`${appName}${separator}${path}`);
+      return cached?.target ?? null;
+    },
+    invalidateApp(appName) {
+      const prefix = `${appName}${separator}`;
+      for (const key of cache.keys()) if (key.startsWith(prefix)) cache.delete(key);
+    },
+  };
+}
+
+async function queryTarget(db: Database, appName: string, path: string): Promise<InvokeTarget | null> {
+  const rows = await db
+    .select({
+      projectId: apps.projectId,
+      appName: apps.name,
+      engineApp: apps.engineName,
+      route: routes,
+    })
+    .from(routes)
+    .innerJoin(apps, eq(routes.appId, apps.id))
+    .where(and(eq(apps.name, appName), eq(routes.path, path)))
+    .limit(1);
+  const row = rows[0];
+  if (!row) return null;
+  const { route } = row;
+  return {
+    projectId: row.projectId,
+    appName: row.appName,
+    engineApp: row.engineApp,
+    isPublic: route.isPublic,
+    route: {
+      path: route.path,
+      image: route.image,
+      type: route.type,
+      format: route.format,
+      memory: route.memory,
+      timeout: route.timeout,
+      idleTimeout: route.idleTimeout,
+      maxConcurrency: route.maxConcurrency,
+      headers: route.headers,
+      config: route.config,
+    },
+  };
+}
