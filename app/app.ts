@@ -3,8 +3,10 @@ import { createRouter } from "./lib/create-router.ts";
 import { ApiError, errorBody, toApiError } from "./lib/errors.ts";
 import { accessLog } from "./middleware/access-log/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
+import { registerApps } from "./routes/apps/apps.index.ts";
 import { registerDocs } from "./routes/docs/docs.index.ts";
 import { registerMeta } from "./routes/meta/meta.index.ts";
+import { registerRoutes } from "./routes/routes/routes.index.ts";
 import type { AppServices } from "./types.ts";
 import { version } from "./version.ts";
 
@@ -23,6 +25,8 @@ export function createApp(services: AppServices) {
   app.use(accessLog());
 
   registerMeta(app);
+  registerApps(app);
+  registerRoutes(app);
   registerDocs(app, { version });
 
   app.notFound((c) => c.json(errorBody("not_found", `Not found: ${c.req.method} ${c.req.path}`), 404));

@@ -1,0 +1,81 @@
+import { z } from "@hono/zod-openapi";
+import { type ErrorCode, errorStatuses } from "./errors.ts";
+
+/** Keystone tokens travel in `X-Auth-Token`; every management route names this scheme. */
+export const keystoneSecurityScheme = "keystoneToken";
+export const keystoneSecurity = [{ [keystoneSecurityScheme]: [] }];
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      message: z
+        .string()
+        .openapi({ description: "What went wrong, naming the field when input was refused" }),
+      code: z.enum(Object.keys(errorStatuses) as [ErrorCode, ...ErrorCode[]]),
+    }),
+  })
+  .openapi("Error");
+
+const errorDescriptions: Partial<Record<number, string>> = {
+  400: "Invalid input (the message names the field) or malformed JSON",
+  401: "Missing, invalid or expired token",
+  403: "Token of another project, too weak a role, or the operation is refused",
+  404: "No such resource in this project",
+  409: "Already exists (also the loser of two simultaneous creates)",
+  413: "Request body too large",
+  415: "The body is not application/json",
+  502: "The function engine refused or failed the change (its message is passed on); nothing was changed",
+  503: "The function engine or Keystone is unreachable; nothing was changed",
+  504: "The function engine did not answer in time; nothing was changed",
+};
+
+/** The error responses of an operation, all with the one error body. */
+export function errorResponses(...statuses: number[]) {
+  return Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      {
+        description: errorDescriptions[status] ?? "Error",
+        content: { "application/json": { schema: ErrorSchema } },
+      },
+    ]),
+  );
+}
+
+export const readErrors = [400, 401, 403, 404] as const;
+export const writeErrors = [400, 401, 403, 404, 413, 415, 502, 503, 504] as const;
+
+/**
+ * Update bodies may come wrapped as the engine and the original's create spell them
+ * (`{"app": {...}}`) or bare as the original CLI sends updates (`{"config": {...}}`).
+ */
+export function unwrapKey(key: string) {
+  return (value: unknown) => {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      const keys = Object.keys(value);
+      const inner = (value as Record<string, unknown>)[key];
+      if (
+        keys.length === 1 &&
+        keys[0] === key &&
+        inner &&
+        typeof inner === "object" &&
+        !Array.isArray(inner)
+      ) {
+        return inner;
+      }
+    }
+    return value;
+  };
+}
+
+export const PageQuery = z.object({
+  limit: z.coerce
+    .number({ error: "must be a number" })
+    .int("must be an integer")
+    .min(1, "must be at least 1")
+    .optional()
+    .openapi({ description: "Page size (default 100, at most 1000)", example: 100 }),
+  marker: z.string().max(255, "must be at most 255 characters").optional().openapi({
+    description: "Start after this name (apps) or path (routes): the previous page's `next_marker`",
+  }),
+});
