@@ -1,12 +1,18 @@
 import { defineCommand } from "citty";
 import { createApp } from "../../app/app.ts";
-import { loadServeConfig, redactUri, type ServeConfig, serveOptions } from "../../app/config.ts";
+import {
+  engineOptions,
+  loadServeConfig,
+  redactUri,
+  type ServeConfig,
+  serveOptions,
+} from "../../app/config.ts";
 import { ApiError } from "../../app/lib/errors.ts";
 import { createLogger, createLogSink } from "../../app/lib/logger.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
 import { defaultRoleNames } from "../../app/services/auth/types.ts";
-import type { FunctionEngine } from "../../app/services/engine/types.ts";
+import { createIronFunctionsEngine } from "../../app/services/engine/ironfunctions/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import { createDatabase } from "../../db/client.ts";
 import { checkSchema } from "../../db/migrate.ts";
@@ -52,7 +58,8 @@ export async function serveWith(config: ServeConfig): Promise<void> {
       },
     },
     roleNames: defaultRoleNames,
-    engine: undefined as unknown as FunctionEngine,
+    engine: createIronFunctionsEngine(engineOptions(config)),
+    publicUrl: config["public-url"],
     lifecycle: { draining: false },
     assets: swaggerUiAssets(),
   };
@@ -74,6 +81,9 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     stopping = true;
     logger.info("shutting down", { signal });
     await running.shutdown(config["shutdown-timeout"] * 1000);
+    await services.engine
+      .close()
+      .catch((error: Error) => logger.warn("closing the engine client failed", { error: error.message }));
     await database
       .close()
       .catch((error: Error) => logger.warn("closing the pool failed", { error: error.message }));

@@ -10,7 +10,7 @@ import {
 import type { AppServices } from "../../app/types.ts";
 import { testApp } from "./app.ts";
 import { openTestDatabase } from "./db.ts";
-import { type FakeIronFunctions, startFakeIronFunctions } from "./ironfunctions/server.ts";
+import { startFakeIronFunctions } from "./ironfunctions/server.ts";
 import { KeystoneAdmin } from "./keystone.ts";
 import { selfValidatingAuthenticator } from "./token-authenticator.ts";
 
@@ -23,6 +23,7 @@ export type CallOptions = {
   headers?: Record<string, string>;
 };
 
+// biome-ignore lint/suspicious/noExplicitAny: tests assert response bodies field by field
 export type CallResult = { status: number; body: any; headers: Headers };
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
