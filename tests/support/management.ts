@@ -3,11 +3,14 @@
  * talking HTTP to the IronFunctions test server, and real Keystone tokens.
  */
 import { randomBytes } from "node:crypto";
+import { eq } from "drizzle-orm";
 import {
   createIronFunctionsEngine,
   type IronFunctionsEngine,
 } from "../../app/services/engine/ironfunctions/index.ts";
 import type { AppServices } from "../../app/types.ts";
+import { createDatabase } from "../../db/client.ts";
+import { apps, routes } from "../../db/schema.ts";
 import { testApp } from "./app.ts";
 import { openTestDatabase } from "./db.ts";
 import { startFakeIronFunctions } from "./ironfunctions/server.ts";
@@ -28,14 +31,16 @@ export type CallResult = { status: number; body: any; headers: Headers };
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
-export async function startHarness(options: { jwtAuthKey?: string; services?: Partial<AppServices> } = {}) {
-  const database = openTestDatabase();
+export async function startHarness(
+  options: { jwtAuthKey?: string; dbUri?: string; services?: Partial<AppServices> } = {},
+) {
+  const database = options.dbUri ? createDatabase(options.dbUri, { connectionLimit: 5 }) : openTestDatabase();
   const fake = await startFakeIronFunctions({ jwtAuthKey: options.jwtAuthKey });
   const engine: IronFunctionsEngine = createIronFunctionsEngine({
     url: fake.apiUrl,
     jwtKey: options.jwtAuthKey,
     connectTimeoutMs: 1_000,
-    requestTimeoutMs: 2_000,
+    requestTimeoutMs: 1_000,
   });
   const keystone = await KeystoneAdmin.connect();
   const { app, services } = testApp(database, {
@@ -85,12 +90,59 @@ export const freshAppName = (prefix = "t") => `${prefix}${randomBytes(6).toStrin
 
 /** The engine's view of the app stored under `name`, through MySQL's engine_name. */
 export async function engineNameOf(harness: Harness, publicName: string): Promise<string> {
-  const { apps } = await import("../../db/schema.ts");
-  const { eq } = await import("drizzle-orm");
   const [row] = await harness.database.db
     .select({ engineName: apps.engineName })
     .from(apps)
     .where(eq(apps.name, publicName));
   if (!row) throw new Error(`no app ${publicName} in MySQL`);
   return row.engineName;
+}
+
+export type Cast = { projectId: string; member: string; reader: string };
+
+/** A fresh Keystone project with a member and a reader token. */
+export async function castFor(harness: Harness): Promise<Cast> {
+  const cast = await harness.keystone.createProjectWithUsers();
+  return { projectId: cast.project.id, member: cast.member.token, reader: cast.reader.token };
+}
+
+/** Creates an app through the API and returns the name every later call uses. */
+export async function createAppFor(harness: Harness, cast: Cast, name = freshAppName()): Promise<string> {
+  const response = await harness.call("POST", `/v1/${cast.projectId}/apps`, {
+    token: cast.member,
+    body: { app: { name, config: {} } },
+  });
+  if (response.status !== 200)
+    throw new Error(`create app: ${response.status} ${JSON.stringify(response.body)}`);
+  return response.body.app.name as string;
+}
+
+export async function createRouteFor(
+  harness: Harness,
+  cast: Cast,
+  app: string,
+  route: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const response = await harness.call("POST", `/v1/${cast.projectId}/apps/${app}/routes`, {
+    token: cast.member,
+    body: { route: { image: "hello", ...route } },
+  });
+  if (response.status !== 200)
+    throw new Error(`create route: ${response.status} ${JSON.stringify(response.body)}`);
+  return response.body.route as Record<string, unknown>;
+}
+
+/** MySQL's rows for a public app name (undefined when none). */
+export async function appRow(harness: Harness, publicName: string) {
+  const [row] = await harness.database.db.select().from(apps).where(eq(apps.name, publicName));
+  return row;
+}
+
+export async function routeRows(harness: Harness, publicName: string) {
+  return harness.database.db
+    .select({ route: routes })
+    .from(routes)
+    .innerJoin(apps, eq(apps.id, routes.appId))
+    .where(eq(apps.name, publicName))
+    .then((rows) => rows.map((row) => row.route));
 }

@@ -5,6 +5,7 @@ import { ApiError } from "../../lib/errors.ts";
 import type { AppServices } from "../../types.ts";
 import { EngineError } from "../engine/types.ts";
 import { isDuplicateKey } from "./failures.ts";
+import { mergedProblems } from "./fields.ts";
 import { type Transaction, writeThrough } from "./write-through.ts";
 
 type Services = Pick<AppServices, "db" | "engine" | "logger">;
@@ -109,6 +110,8 @@ export async function updateApp(
         else config[key] = value;
       }
     }
+    const problem = mergedProblems(config);
+    if (problem) throw new ApiError("validation_failed", `Invalid json: ${problem}`);
     const description = change.description ?? current.description;
     const configChanged = !sameStringMap(config, current.config);
     if (!configChanged && description === current.description) return current;

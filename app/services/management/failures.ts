@@ -46,5 +46,16 @@ export function scrubDatabaseError(error: unknown): unknown {
   if (!code && !(error instanceof Error && error.name === "DrizzleQueryError")) return error;
   const cause = (error as { cause?: { sqlMessage?: unknown } }).cause;
   const detail = typeof cause?.sqlMessage === "string" ? cause.sqlMessage : "";
-  return new Error(`database error ${code ?? ""} ${detail}`.trim());
+  return new DatabaseError(code, `database error ${code ?? ""} ${detail}`.trim());
+}
+
+/** A MySQL failure with its code kept (ER_DUP_ENTRY, ...) and its query parameters dropped. */
+export class DatabaseError extends Error {
+  override name = "DatabaseError";
+  constructor(
+    readonly code: string | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
 }

@@ -101,3 +101,16 @@ export function describeProblems(field: string, problems: [string, string][]): s
     .map(([key, message]) => `${key ? `${field}.${key}` : field}: ${message}`)
     .join("; ");
 }
+
+/** Limits that only a merge can break (PATCH adds keys to what is stored). */
+export function mergedProblems(
+  config: Record<string, string>,
+  headers?: Record<string, string[]>,
+): string | undefined {
+  const problems = describeProblems("config", configProblems(config));
+  if (problems) return problems;
+  if (headers && Object.keys(headers).length > headerLimits.maxNames) {
+    return `headers: at most ${headerLimits.maxNames} headers`;
+  }
+  return undefined;
+}

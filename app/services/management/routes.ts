@@ -6,6 +6,7 @@ import type { AppServices } from "../../types.ts";
 import { EngineError, type EngineRoute, type RouteFormat, type RouteType } from "../engine/types.ts";
 import { findApp, ignoreConflict, ignoreNotFound, sameStringMap } from "./apps.ts";
 import { isDuplicateKey } from "./failures.ts";
+import { mergedProblems } from "./fields.ts";
 import { routeLimits } from "./limits.ts";
 import { type Transaction, writeThrough } from "./write-through.ts";
 
@@ -176,9 +177,8 @@ export async function updateRoute(
     const next: RouteFields = { ...pickFields(current), ...stripUndefined(replaced) };
     if (configPatch) next.config = mergeMap(next.config, configPatch);
     if (headersPatch) next.headers = mergeMap(next.headers, headersPatch);
-    if (next.format === "http" && next.idleTimeout < 1) {
-      throw new ApiError("validation_failed", "idle_timeout: must be at least 1 for format http");
-    }
+    const problem = mergedProblems(next.config, next.headers);
+    if (problem) throw new ApiError("validation_failed", `Invalid json: ${problem}`);
     const before = engineRoute(current);
     const after = engineRoute({ path: current.path, ...next });
     const engineChanged = !sameEngineRoute(before, after);
