@@ -1,4 +1,6 @@
-import { z } from "@hono/zod-openapi";
+import { type RouteConfig, type RouteHandler, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../types.ts";
+import type { AppRouter } from "./create-router.ts";
 import { type ErrorCode, errorStatuses } from "./errors.ts";
 
 /** Keystone tokens travel in `X-Auth-Token`; every management route names this scheme. */
@@ -79,3 +81,51 @@ export const PageQuery = z.object({
     description: "Start after this name (apps) or path (routes): the previous page's `next_marker`",
   }),
 });
+
+/** Request body schemas that validate one way and are documented another (see wrappedOrBare). */
+const documentedBodies = new WeakMap<z.ZodType, z.ZodType>();
+
+/**
+ * A body accepted bare or wrapped in `{key: {...}}`: validated by unwrapping first (so errors name
+ * the field itself), documented as the union of both forms.
+ */
+export function wrappedOrBare<T extends z.ZodObject>(key: string, fields: T, description: string) {
+  const validated = z.preprocess(unwrapKey(key), fields);
+  documentedBodies.set(
+    validated,
+    z.union([fields, z.object({ [key]: fields }).strict()]).openapi({ description }),
+  );
+  return validated;
+}
+
+/** `{route}` parameters span slashes: Hono matches them with a regex, the document shows `{route}`. */
+export const routingPath = (path: string) => path.replace("/{route}", "/{route{.+}}");
+
+function documented(route: RouteConfig): RouteConfig {
+  const { middleware: _middleware, ...doc } = route;
+  const body = doc.request?.body;
+  const media = body?.content["application/json"];
+  const schema = media && "schema" in media ? media.schema : undefined;
+  const documentedSchema = schema instanceof z.ZodType ? documentedBodies.get(schema) : undefined;
+  if (!body || !documentedSchema) return doc;
+  return {
+    ...doc,
+    request: {
+      ...doc.request,
+      body: { ...body, content: { "application/json": { schema: documentedSchema } } },
+    },
+  };
+}
+
+/**
+ * Registers an operation: the OpenAPI document gets its documented form, Hono the route that
+ * validates and matches (both from one createRoute definition).
+ */
+export function registerOperation<R extends RouteConfig>(
+  app: AppRouter,
+  route: R,
+  handler: RouteHandler<R, AppEnv>,
+): void {
+  app.openAPIRegistry.registerPath(documented(route));
+  app.openapi({ ...route, path: routingPath(route.path), hide: true }, handler as never);
+}

@@ -1,5 +1,5 @@
 import type { AppRouter } from "../../lib/create-router.ts";
-import { keystoneSecurityScheme } from "../../lib/openapi.ts";
+import { keystoneSecurityScheme, registerOperation } from "../../lib/openapi.ts";
 import * as handlers from "./apps.handlers.ts";
 import * as routes from "./apps.routes.ts";
 
@@ -10,11 +10,10 @@ export function registerApps(app: AppRouter) {
     name: "X-Auth-Token",
     description: "A Keystone v3 token scoped to the project in the path (or with the admin role)",
   });
-  app
-    .openapi(routes.listAppsRoute, handlers.listApps)
-    .openapi(routes.createAppRoute, handlers.createApp)
-    .openapi(routes.showAppRoute, handlers.showApp)
-    .openapi(routes.putAppRoute, handlers.putApp)
-    .openapi(routes.patchAppRoute, handlers.patchApp)
-    .openapi(routes.deleteAppRoute, handlers.deleteApp);
+  registerOperation(app, routes.listAppsRoute, handlers.listApps);
+  registerOperation(app, routes.createAppRoute, handlers.createApp);
+  registerOperation(app, routes.showAppRoute, handlers.showApp);
+  registerOperation(app, routes.putAppRoute, handlers.putApp);
+  registerOperation(app, routes.patchAppRoute, handlers.patchApp);
+  registerOperation(app, routes.deleteAppRoute, handlers.deleteApp);
 }

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { unwrapKey } from "../../lib/openapi.ts";
+import { wrappedOrBare } from "../../lib/openapi.ts";
 import { configProblems } from "../../services/management/fields.ts";
 import {
   appLimits,
@@ -51,9 +51,11 @@ export const AppCreateFields = z
   .strict()
   .openapi("AppCreate");
 
-export const AppCreateBody = z.preprocess(unwrapKey("app"), AppCreateFields).openapi({
-  description: 'The app, wrapped as `{"app": {...}}` (as the original and its CLI send it) or bare.',
-});
+export const AppCreateBody = wrappedOrBare(
+  "app",
+  AppCreateFields,
+  'The app, wrapped as `{"app": {...}}` (as the original and its CLI send it) or bare.',
+);
 
 const immutableName = z
   .string({ error: "must be a string" })
@@ -78,13 +80,16 @@ export const AppPatchFields = z
   .strict()
   .openapi("AppPatch");
 
-export const AppPutBody = z.preprocess(unwrapKey("app"), AppPutFields).openapi({
-  description:
-    'Fields to replace, bare (`{"config": {...}}`, as the original CLI sends) or wrapped in `{"app": ...}`.',
-});
-export const AppPatchBody = z.preprocess(unwrapKey("app"), AppPatchFields).openapi({
-  description: 'Fields to merge, bare or wrapped in `{"app": ...}`; config keys set to null are deleted.',
-});
+export const AppPutBody = wrappedOrBare(
+  "app",
+  AppPutFields,
+  'Fields to replace, bare (`{"config": {...}}`, as the original CLI sends) or wrapped in `{"app": ...}`.',
+);
+export const AppPatchBody = wrappedOrBare(
+  "app",
+  AppPatchFields,
+  'Fields to merge, bare or wrapped in `{"app": ...}`; config keys set to null are deleted.',
+);
 
 export const ProjectParam = z
   .string()

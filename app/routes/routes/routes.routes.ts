@@ -46,7 +46,7 @@ export const createRouteRoute = createRoute({
   responses: { 200: json(RouteEnvelope, "The created route"), ...errorResponses(...writeErrors, 409) },
 });
 
-/** Item routes: `{route}` spans slashes; see `routingPath` for how Hono matches it. */
+/** Item routes: `{route}` spans slashes (see routingPath in app/lib/openapi.ts). */
 const itemPath = "/v1/{project_id}/apps/{app}/routes/{route}";
 
 export const showRouteRoute = createRoute({
@@ -103,6 +103,3 @@ export const deleteRouteRoute = createRoute({
   request: { params: routeParams },
   responses: { 200: json(MessageSchema, "Deleted"), ...errorResponses(...readErrors, 502, 503, 504) },
 });
-
-/** The Hono path for an item route: `{route}` becomes a regex parameter that matches slashes too. */
-export const routingPath = (path: string) => path.replace("/{route}", "/{route{.+}}");

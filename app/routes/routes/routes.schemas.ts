@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { unwrapKey } from "../../lib/openapi.ts";
+import { wrappedOrBare } from "../../lib/openapi.ts";
 import { normaliseHeaders } from "../../services/management/fields.ts";
 import { headerLimits, routeLimits } from "../../services/management/limits.ts";
 import { normaliseRoutePath } from "../../services/management/route-path.ts";
@@ -114,9 +114,11 @@ export const RouteCreateFields = z
   .strict()
   .openapi("RouteCreate");
 
-export const RouteCreateBody = z.preprocess(unwrapKey("route"), RouteCreateFields).openapi({
-  description: 'The route, wrapped as `{"route": {...}}` (as the original CLI sends it) or bare.',
-});
+export const RouteCreateBody = wrappedOrBare(
+  "route",
+  RouteCreateFields,
+  'The route, wrapped as `{"route": {...}}` (as the original CLI sends it) or bare.',
+);
 
 const immutablePath = z
   .string({ error: "must be a string" })
@@ -150,14 +152,16 @@ export const RoutePatchFields = z
   .strict()
   .openapi("RoutePatch");
 
-export const RoutePutBody = z.preprocess(unwrapKey("route"), RoutePutFields).openapi({
-  description:
-    'Fields to replace, bare (`{"type": "sync"}`, as the original CLI sends) or wrapped in `{"route": ...}`.',
-});
-export const RoutePatchBody = z.preprocess(unwrapKey("route"), RoutePatchFields).openapi({
-  description:
-    'Fields to merge, bare or wrapped in `{"route": ...}`; config keys and headers set to null are deleted.',
-});
+export const RoutePutBody = wrappedOrBare(
+  "route",
+  RoutePutFields,
+  'Fields to replace, bare (`{"type": "sync"}`, as the original CLI sends) or wrapped in `{"route": ...}`.',
+);
+export const RoutePatchBody = wrappedOrBare(
+  "route",
+  RoutePatchFields,
+  'Fields to merge, bare or wrapped in `{"route": ...}`; config keys and headers set to null are deleted.',
+);
 
 export const RouteParam = z.string().openapi({
   param: { name: "route", in: "path" },
