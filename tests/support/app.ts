@@ -3,6 +3,7 @@ import { ApiError } from "../../app/lib/errors.ts";
 import { silentLogger } from "../../app/lib/logger.ts";
 import { type Authenticator, defaultRoleNames } from "../../app/services/auth/types.ts";
 import { EngineError, type FunctionEngine } from "../../app/services/engine/types.ts";
+import { createMetrics } from "../../app/services/metrics/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
 
@@ -34,6 +35,7 @@ export function testApp(database: DatabaseHandle, overrides: Partial<AppServices
     authenticator: rejectingAuthenticator,
     roleNames: defaultRoleNames,
     engine: unreachableEngine,
+    metrics: createMetrics(),
     ...overrides,
   };
   return { app: createApp(services), services };

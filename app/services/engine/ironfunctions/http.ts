@@ -14,6 +14,8 @@ export type EngineHttpOptions = {
   /** Kept-alive connections to the engine (management and invocation share them). */
   connections?: number;
   keepAliveTimeoutMs?: number;
+  /** Sees every failed call (for the engine-error metric); must not throw. */
+  onError?: (error: EngineError) => void;
 };
 
 export type EngineRequest = {
@@ -41,6 +43,7 @@ export class EngineHttp {
   readonly pool: Pool;
   private readonly requestTimeoutMs: number;
   private readonly bearer: (() => Promise<string>) | undefined;
+  private readonly onError: ((error: EngineError) => void) | undefined;
 
   constructor(options: EngineHttpOptions) {
     const url = new URL(options.url);
@@ -51,6 +54,7 @@ export class EngineHttp {
     this.basePath = url.pathname.replace(/\/+$/, "");
     this.requestTimeoutMs = options.requestTimeoutMs ?? defaultEngineTimeouts.requestMs;
     this.bearer = options.jwtKey ? createBearerSigner(options.jwtKey) : undefined;
+    this.onError = options.onError;
     this.pool = new Pool(this.origin, {
       connections: options.connections ?? 16,
       connectTimeout: options.connectTimeoutMs ?? defaultEngineTimeouts.connectMs,
@@ -99,15 +103,23 @@ export class EngineHttp {
       const text = await response.body.text();
       return { status: response.statusCode, body: parseJson(text), text };
     } catch (error) {
-      throw transportError(error, { deadlineHit: deadline.aborted, timeoutMs, method: request.method, path });
+      throw this.failed(
+        transportError(error, { deadlineHit: deadline.aborted, timeoutMs, method: request.method, path }),
+      );
     }
+  }
+
+  /** Reports a failure to the onError hook and hands it back for throwing. */
+  failed(error: EngineError): EngineError {
+    this.onError?.(error);
+    return error;
   }
 
   /** A call that must succeed: any status outside 2xx becomes an EngineError. */
   async json(request: EngineRequest): Promise<unknown> {
     const response = await this.request(request);
     if (response.status >= 200 && response.status < 300) return response.body;
-    throw statusError(response, `${request.method} ${request.path}`);
+    throw this.failed(statusError(response, `${request.method} ${request.path}`));
   }
 
   close(): Promise<void> {

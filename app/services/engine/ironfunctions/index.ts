@@ -78,9 +78,9 @@ export class IronFunctionsEngine implements FunctionEngine {
     if (response.status >= 200 && response.status < 300) return;
     const error = statusError(response, `DELETE ${path}`);
     if (response.status === 500 && missingBucket.test(error.message)) {
-      throw new EngineError("not_found", error.message, response.status);
+      throw this.http.failed(new EngineError("not_found", error.message, response.status));
     }
-    throw error;
+    throw this.http.failed(error);
   }
 
   async listApps(): Promise<EngineApp[]> {

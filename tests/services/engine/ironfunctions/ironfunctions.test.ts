@@ -241,6 +241,21 @@ describe("IronFunctions driver: failures", () => {
     }
   });
 
+  it("reports every failed call to onError (the engine-error metric)", async () => {
+    const seen: string[] = [];
+    const client = createIronFunctionsEngine({ url: fake.apiUrl, onError: (error) => seen.push(error.kind) });
+    try {
+      const name = engineApp();
+      await client.createApp({ name, config: {} });
+      await engineErrorOf(client.createApp({ name, config: {} }));
+      await client.deleteApp(name);
+      await engineErrorOf(client.deleteApp(name));
+      expect(seen).toEqual(["conflict", "not_found"]);
+    } finally {
+      await client.close();
+    }
+  });
+
   it("reports an unresolvable host as unavailable", async () => {
     const client = createIronFunctionsEngine({ url: "http://picasso-no-such-host.invalid:8080/v1" });
     try {
