@@ -7,11 +7,10 @@ import {
   type ServeConfig,
   serveOptions,
 } from "../../app/config.ts";
-import { ApiError } from "../../app/lib/errors.ts";
 import { createLogger, createLogSink } from "../../app/lib/logger.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
-import { defaultRoleNames } from "../../app/services/auth/types.ts";
+import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
 import { createIronFunctionsEngine } from "../../app/services/engine/ironfunctions/index.ts";
 import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
@@ -54,17 +53,13 @@ export async function serveWith(config: ServeConfig): Promise<void> {
   const metrics = createMetrics({ processMetrics: true, version });
   observeDatabasePool(metrics, database.pool);
 
+  const authenticator = authenticatorFromConfig(config, logger, metrics);
+  void authenticator.warmUp?.();
   const services: AppServices = {
     db: database.db,
     logger,
-    // Replaced by the Keystone authenticator and the IronFunctions driver as they land.
-    authenticator: {
-      kind: "keystone",
-      authenticate: async () => {
-        throw new ApiError("service_unavailable", "authentication is not configured yet");
-      },
-    },
-    roleNames: defaultRoleNames,
+    authenticator,
+    roleNames: roleNamesFromConfig(config),
     engine: createIronFunctionsEngine({
       ...engineOptions(config),
       onError: (error) => metrics.engineErrors.inc({ kind: error.kind }),
@@ -110,6 +105,7 @@ export async function serveWith(config: ServeConfig): Promise<void> {
       delayMs: config["shutdown-delay"] * 1000,
       endDelay: endDelay.signal,
     });
+    await authenticator.close?.().catch(() => {});
     await services.engine
       .close()
       .catch((error: Error) => logger.warn("closing the engine client failed", { error: error.message }));

@@ -1,13 +1,16 @@
 /**
  * The management API as tests use it: the real app over the test MariaDB, the IronFunctions driver
- * talking HTTP to the IronFunctions test server, and real Keystone tokens.
+ * talking HTTP to the IronFunctions test server, and real Keystone tokens checked by the Keystone
+ * authenticator against the real Keystone.
  */
 import { randomBytes } from "node:crypto";
 import { eq } from "drizzle-orm";
+import { silentLogger } from "../../app/lib/logger.ts";
 import {
   createIronFunctionsEngine,
   type IronFunctionsEngine,
 } from "../../app/services/engine/ironfunctions/index.ts";
+import { KeystoneAuthenticator } from "../../app/services/keystone/authenticator.ts";
 import type { AppServices } from "../../app/types.ts";
 import { createDatabase } from "../../db/client.ts";
 import { apps, routes } from "../../db/schema.ts";
@@ -15,7 +18,6 @@ import { testApp } from "./app.ts";
 import { openTestDatabase } from "./db.ts";
 import { startFakeIronFunctions } from "./ironfunctions/server.ts";
 import { KeystoneAdmin } from "./keystone.ts";
-import { selfValidatingAuthenticator } from "./token-authenticator.ts";
 
 export type CallOptions = {
   token?: string;
@@ -43,8 +45,14 @@ export async function startHarness(
     requestTimeoutMs: 1_000,
   });
   const keystone = await KeystoneAdmin.connect();
+  // The production authenticator, validating each token with itself (no service credentials).
+  const authenticator = new KeystoneAuthenticator({
+    endpoint: keystone.url,
+    logger: silentLogger,
+    timeoutMs: 15_000,
+  });
   const { app, services } = testApp(database, {
-    authenticator: selfValidatingAuthenticator(keystone.url),
+    authenticator,
     engine,
     ...options.services,
   });
@@ -78,6 +86,7 @@ export async function startHarness(
     services,
     call,
     async close() {
+      await authenticator.close();
       await engine.close();
       await fake.stop();
       await database.close();
