@@ -121,12 +121,28 @@ export async function updateApp(
       .where(eq(apps.id, current.id));
     if (configChanged) {
       await engine(
-        () => services.engine.updateAppConfig(current.engineName, config, current.config),
+        () => updateOrRecreate(services, current.engineName, config, current.config),
         () => services.engine.updateAppConfig(current.engineName, current.config, config),
       );
     }
     return findApp(tx, projectId, name);
   });
+}
+
+/** An app the engine lost (drift) is created again with MySQL's config: MySQL wins. */
+async function updateOrRecreate(
+  services: Services,
+  engineName: string,
+  config: Record<string, string>,
+  previous: Record<string, string>,
+): Promise<void> {
+  try {
+    await services.engine.updateAppConfig(engineName, config, previous);
+  } catch (error) {
+    if (!(error instanceof EngineError && error.kind === "not_found")) throw error;
+    services.logger.warn("recreating an app MySQL has but the engine lost", { engine_app: engineName });
+    await services.engine.createApp({ name: engineName, config });
+  }
 }
 
 export async function deleteApp(services: Services, projectId: string, name: string): Promise<void> {

@@ -163,6 +163,25 @@ async function createOrReplace(services: Services, engineApp: string, route: Eng
   }
 }
 
+/** A route the engine lost (drift) is created again as MySQL has it: MySQL wins. */
+async function updateOrRecreate(
+  services: Services,
+  engineApp: string,
+  next: EngineRoute,
+  previous: EngineRoute,
+): Promise<void> {
+  try {
+    await services.engine.updateRoute(engineApp, next, previous);
+  } catch (error) {
+    if (!(error instanceof EngineError && error.kind === "not_found")) throw error;
+    services.logger.warn("recreating a route MySQL has but the engine lost", {
+      app: engineApp,
+      path: next.path,
+    });
+    await services.engine.createRoute(engineApp, next);
+  }
+}
+
 export async function updateRoute(
   services: Services,
   projectId: string,
@@ -191,7 +210,7 @@ export async function updateRoute(
       .where(eq(routes.id, current.id));
     if (engineChanged) {
       await engine(
-        () => services.engine.updateRoute(app.engineName, after, before),
+        () => updateOrRecreate(services, app.engineName, after, before),
         () => services.engine.updateRoute(app.engineName, before, after),
       );
     }

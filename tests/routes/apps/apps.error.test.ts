@@ -311,6 +311,18 @@ describe("apps: the engine failing leaves MySQL and the engine as they were", ()
     expect((await h.call("DELETE", `${apps()}/${name}`, { token: cast.member })).status).toBe(200);
   });
 
+  it("update of an app the engine lost: 200, recreated there as MySQL has it", async () => {
+    const name = await createAppFor(h, cast);
+    const engineName = (await appRow(h, name))?.engineName;
+    await fetch(`${h.fake.apiUrl}/apps/${engineName}`, { method: "DELETE" });
+    const response = await h.call("PATCH", `${apps()}/${name}`, {
+      token: cast.member,
+      body: { config: { A: "1" } },
+    });
+    expect(response.status).toBe(200);
+    expect(h.fake.apps().find((app) => app.name === engineName)?.config).toEqual({ A: "1" });
+  });
+
   it("delete of an app the engine lost already: 200, gone from MySQL", async () => {
     const name = await createAppFor(h, cast);
     const engineName = (await appRow(h, name))?.engineName;

@@ -324,6 +324,19 @@ describe("routes: the engine failing leaves MySQL and the engine consistent", ()
     expect(await engineRoutesOf(own)).toHaveLength(1);
   });
 
+  it("recreates a route the engine lost when it is updated", async () => {
+    const own = await createAppFor(h, cast);
+    await createRouteFor(h, cast, own, { path: "/lost", config: { A: "1" } });
+    const engineName = (await appRow(h, own))?.engineName;
+    await fetch(`${h.fake.apiUrl}/apps/${engineName}/routes/lost`, { method: "DELETE" });
+    const response = await h.call("PATCH", `${routesOf(own)}/lost`, {
+      token: cast.member,
+      body: { memory: 64 },
+    });
+    expect(response.status).toBe(200);
+    expect((await engineRoutesOf(own))[0]).toMatchObject({ path: "/lost", memory: 64, config: { A: "1" } });
+  });
+
   it("replaces a leftover engine route MySQL does not know when creating it", async () => {
     const own = await createAppFor(h, cast);
     const engineName = (await appRow(h, own))?.engineName;
