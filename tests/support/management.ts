@@ -97,16 +97,6 @@ export async function startHarness(
 /** A fresh app name per test: files share one database. */
 export const freshAppName = (prefix = "t") => `${prefix}${randomBytes(6).toString("hex")}`;
 
-/** The engine's view of the app stored under `name`, through MySQL's engine_name. */
-export async function engineNameOf(harness: Harness, publicName: string): Promise<string> {
-  const [row] = await harness.database.db
-    .select({ engineName: apps.engineName })
-    .from(apps)
-    .where(eq(apps.name, publicName));
-  if (!row) throw new Error(`no app ${publicName} in MySQL`);
-  return row.engineName;
-}
-
 export type Cast = { projectId: string; member: string; reader: string };
 
 /** A fresh Keystone project with a member and a reader token. */

@@ -17,7 +17,7 @@ import {
 /** Bodies of management calls are a few kilobytes; config limits total 32 KiB. */
 export const managementBodyLimit = 256 * 1024;
 
-export const appsMiddleware = () => [authorize(), requireJsonBody(), limitBody(managementBodyLimit)];
+export const managementMiddleware = () => [authorize(), requireJsonBody(), limitBody(managementBodyLimit)];
 
 const projectParams = z.object({ project_id: ProjectParam });
 const appParams = z.object({ project_id: ProjectParam, app: AppParam });
@@ -35,7 +35,7 @@ export const listAppsRoute = createRoute({
   description:
     "Answered from MySQL, sorted by name, one page at a time (`limit` default 100, at most 1000; `marker` = last name of the previous page).",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: { params: projectParams, query: PageQuery },
   responses: { 200: json(AppList, "A page of apps"), ...errorResponses(...readErrors) },
 });
@@ -48,7 +48,7 @@ export const createAppRoute = createRoute({
   description:
     "Stores the app in MySQL and creates it on the function engine; if the engine fails, nothing is kept. Answers 200 (as the original) with the app, whose `name` is `{name}-{project_id}`.",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: {
     params: projectParams,
     body: { required: true, content: { "application/json": { schema: AppCreateBody } } },
@@ -62,7 +62,7 @@ export const showAppRoute = createRoute({
   tags: ["apps"],
   summary: "Show an app",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: { params: appParams },
   responses: { 200: json(AppEnvelope, "The app"), ...errorResponses(...readErrors) },
 });
@@ -75,7 +75,7 @@ export const putAppRoute = createRoute({
   description:
     "Each field given replaces the stored one wholesale (`config` becomes exactly the map sent); fields not given stay. `name` cannot change.",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: {
     params: appParams,
     body: { required: true, content: { "application/json": { schema: AppPutBody } } },
@@ -91,7 +91,7 @@ export const patchAppRoute = createRoute({
   description:
     "`config` is merged into the stored config (a key set to null is deleted); other fields given replace the stored ones.",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: {
     params: appParams,
     body: { required: true, content: { "application/json": { schema: AppPatchBody } } },
@@ -107,7 +107,7 @@ export const deleteAppRoute = createRoute({
   description:
     "Refused with 403 `Unable to delete app X with routes` while the app has routes (as the original): delete its routes first. Answers 200 with a JSON message, never 204.",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: { params: appParams },
   responses: { 200: json(MessageSchema, "Deleted"), ...errorResponses(...readErrors, 502, 503, 504) },
 });

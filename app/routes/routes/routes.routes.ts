@@ -1,6 +1,6 @@
 import { createRoute, type z } from "@hono/zod-openapi";
 import { errorResponses, keystoneSecurity, PageQuery, readErrors, writeErrors } from "../../lib/openapi.ts";
-import { appsMiddleware } from "../apps/apps.routes.ts";
+import { managementMiddleware } from "../apps/apps.routes.ts";
 import { MessageSchema } from "../apps/apps.schemas.ts";
 import {
   appParams,
@@ -25,7 +25,7 @@ export const listRoutesRoute = createRoute({
   description:
     "Answered from MySQL, sorted by path (byte order), one page at a time (`limit` default 100, at most 1000; `marker` = last path of the previous page).",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: { params: appParams, query: PageQuery },
   responses: { 200: json(RouteList, "A page of routes"), ...errorResponses(...readErrors) },
 });
@@ -38,7 +38,7 @@ export const createRouteRoute = createRoute({
   description:
     "Stores the route and creates it on the function engine; if the engine fails, nothing is kept. Answers 200 (as the original).",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: {
     params: appParams,
     body: { required: true, content: { "application/json": { schema: RouteCreateBody } } },
@@ -55,7 +55,7 @@ export const showRouteRoute = createRoute({
   tags: ["routes"],
   summary: "Show a route",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: { params: routeParams },
   responses: { 200: json(RouteEnvelope, "The route"), ...errorResponses(...readErrors) },
 });
@@ -68,7 +68,7 @@ export const putRouteRoute = createRoute({
   description:
     "Each field given replaces the stored one wholesale (`config` and `headers` become exactly the maps sent); fields not given stay. `path` cannot change. `is_public` can.",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: {
     params: routeParams,
     body: { required: true, content: { "application/json": { schema: RoutePutBody } } },
@@ -84,7 +84,7 @@ export const patchRouteRoute = createRoute({
   description:
     "`config` and `headers` are merged into the stored maps (null deletes a key or header; a header given replaces its values); other fields given replace the stored ones.",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: {
     params: routeParams,
     body: { required: true, content: { "application/json": { schema: RoutePatchBody } } },
@@ -99,7 +99,7 @@ export const deleteRouteRoute = createRoute({
   summary: "Delete a route",
   description: "Deletes this route only. Answers 200 with a JSON message, never 204.",
   security: keystoneSecurity,
-  middleware: appsMiddleware(),
+  middleware: managementMiddleware(),
   request: { params: routeParams },
   responses: { 200: json(MessageSchema, "Deleted"), ...errorResponses(...readErrors, 502, 503, 504) },
 });

@@ -27,7 +27,7 @@ export type RouteFields = {
   description: string;
 };
 
-export type RouteInput = { path: string } & Partial<RouteFields>;
+export type RouteInput = { path: string; image: string } & Partial<Omit<RouteFields, "image">>;
 
 /** PUT replaces the fields given; PATCH merges `config` and `headers` (null deletes a key). */
 export type RouteChange = Partial<RouteFields> & {
@@ -123,19 +123,21 @@ export async function createRoute(
       // The app row stays locked until commit: a concurrent delete of the app waits for this route.
       const app = await findApp(tx, projectId, appName, { lock: true });
       const id = randomBytes(16).toString("hex");
+      const { path, ...given } = input;
       const fields: RouteFields = {
         ...routeDefaults,
         headers: {},
         config: {},
-        ...stripUndefined(input),
-      } as RouteFields;
-      await tx.insert(routes).values({ id, appId: app.id, projectId, path: input.path, ...fields });
-      const wanted = engineRoute({ path: input.path, ...fields });
+        ...stripUndefined(given),
+        image: given.image,
+      };
+      await tx.insert(routes).values({ id, appId: app.id, projectId, path, ...fields });
+      const wanted = engineRoute({ path, ...fields });
       await engine(
         () => createOrReplace(services, app.engineName, wanted),
         () => services.engine.deleteRoute(app.engineName, wanted.path).catch(ignoreNotFound),
       );
-      return { app, route: await findRoute(tx, app, input.path) };
+      return { app, route: await findRoute(tx, app, path) };
     });
   } catch (error) {
     if (isDuplicateKey(error)) {
