@@ -130,13 +130,15 @@ write_config() {
   mkdir -p "$STATE_DIR/fernet-keys" "$STATE_DIR/credential-keys"
   chmod 700 "$STATE_DIR" "$STATE_DIR/fernet-keys" "$STATE_DIR/credential-keys"
   # Tokens and receipts share one fernet repository, as in Keystone's defaults.
+  # timeout=30: SQLite waits for a lock this long instead of failing with "database is locked" under
+  # parallel test files (WAL alone still let concurrent deletes fail with HTTP 500).
   cat >"$CONF" <<EOF
 [DEFAULT]
 log_file = $KEYSTONE_LOG
 use_stderr = false
 
 [database]
-connection = sqlite:///$STATE_DIR/keystone.db
+connection = sqlite:///$STATE_DIR/keystone.db?timeout=30
 
 [token]
 provider = fernet
@@ -218,13 +220,15 @@ start_server() {
   rm -f "$PID_FILE"
   : >"$GUNICORN_LOG"
   # 9>&-: the daemon must not inherit the start lock, or the next start would wait on it forever.
+  # One worker: with two, SQLite still failed concurrent writes with "database is locked" (a read
+  # transaction upgrading to a write gets SQLITE_BUSY at once, whatever the busy timeout).
   (
     cd "$STATE_DIR"
     OS_KEYSTONE_CONFIG_DIR="$STATE_DIR" run_py /usr/bin/gunicorn \
       --daemon \
       --pid "$PID_FILE" \
       --bind "127.0.0.1:$PORT" \
-      --workers 2 \
+      --workers 1 \
       --chdir "$STATE_DIR" \
       --pythonpath "$STATE_DIR" \
       --name "keystone-$PORT" \

@@ -1,14 +1,22 @@
 import { defineCommand } from "citty";
 import { createApp } from "../../app/app.ts";
-import { loadServeConfig, redactUri, type ServeConfig, serveOptions } from "../../app/config.ts";
-import { ApiError } from "../../app/lib/errors.ts";
+import {
+  engineOptions,
+  loadServeConfig,
+  redactUri,
+  type ServeConfig,
+  serveOptions,
+} from "../../app/config.ts";
 import { createLogger, createLogSink } from "../../app/lib/logger.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
-import { defaultRoleNames } from "../../app/services/auth/types.ts";
-import type { FunctionEngine } from "../../app/services/engine/types.ts";
+import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
+import { createIronFunctionsEngine } from "../../app/services/engine/ironfunctions/index.ts";
+import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
+import { createMetrics } from "../../app/services/metrics/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
+import { version } from "../../app/version.ts";
 import { createDatabase } from "../../db/client.ts";
 import { checkSchema } from "../../db/migrate.ts";
 import { cliArgs, givenFlags } from "../args.ts";
@@ -42,24 +50,34 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     exitWithError(error);
   }
 
+  // Built before the other services so the authenticator and the engine driver can record into it.
+  const metrics = createMetrics({ processMetrics: true, version });
+  observeDatabasePool(metrics, database.pool);
+
+  const authenticator = authenticatorFromConfig(config, logger, metrics);
+  void authenticator.warmUp?.();
   const services: AppServices = {
     db: database.db,
     logger,
-    // Replaced by the Keystone authenticator and the IronFunctions driver as they land.
-    authenticator: {
-      kind: "keystone",
-      authenticate: async () => {
-        throw new ApiError("service_unavailable", "authentication is not configured yet");
-      },
-    },
-    roleNames: defaultRoleNames,
-    engine: undefined as unknown as FunctionEngine,
+    authenticator,
+    roleNames: roleNamesFromConfig(config),
+    engine: createIronFunctionsEngine({
+      ...engineOptions(config),
+      onError: (error) => metrics.engineErrors.inc({ kind: error.kind }),
+    }),
+    publicUrl: config["public-url"],
     routeLookup: createRouteLookup(database.db, {
       ttlMs: config["route-cache-ttl"] * 1000,
       maxEntries: 10_000,
     }),
     invocation: { maxBodyBytes: config["max-invoke-body"] },
     lifecycle: { draining: false },
+    metrics,
+    operator: {
+      metricsEndpoint: config.metrics,
+      healthCacheMs: config["healthcheck-cache"] * 1000,
+      healthTimeoutMs: config["healthcheck-timeout"] * 1000,
+    },
     assets: swaggerUiAssets(),
   };
   const app = createApp(services);
@@ -69,17 +87,34 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     port: config.port,
     logger,
     lifecycle: services.lifecycle,
+    limits: {
+      headersTimeoutMs: config["header-timeout"] * 1000,
+      keepAliveTimeoutMs: config["keepalive-timeout"] * 1000,
+      maxHeaderSize: config["max-header-size"],
+    },
   }).catch((error: Error) =>
     exitWithError(`cannot listen on ${config.host}:${config.port}: ${error.message}`),
   );
   logger.info("picasso-api listening", { host: config.host, port: running.port });
 
   let stopping = false;
+  // A second signal ends the --shutdown-delay early (an operator pressing Ctrl-C twice).
+  const endDelay = new AbortController();
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      endDelay.abort();
+      return;
+    }
     stopping = true;
     logger.info("shutting down", { signal });
-    await running.shutdown(config["shutdown-timeout"] * 1000);
+    await running.shutdown(config["shutdown-timeout"] * 1000, {
+      delayMs: config["shutdown-delay"] * 1000,
+      endDelay: endDelay.signal,
+    });
+    await authenticator.close?.().catch(() => {});
+    await services.engine
+      .close()
+      .catch((error: Error) => logger.warn("closing the engine client failed", { error: error.message }));
     await database
       .close()
       .catch((error: Error) => logger.warn("closing the pool failed", { error: error.message }));
