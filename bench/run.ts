@@ -10,7 +10,7 @@ import { type Nginx, startNginx } from "./nginx.ts";
 import { loadOptions } from "./options.ts";
 import { cleanupPicasso, type Picasso, PicassoError, startPicasso } from "./picasso.ts";
 import { sampleRss, transfer } from "./stream.ts";
-import { combineRounds, ensureWrk, type LoadResult, round, runLoad } from "./wrk.ts";
+import { combineRounds, ensureWrk, type LoadResult, median, round, runLoad } from "./wrk.ts";
 
 type Failure = { error: string };
 type Skipped = { skipped: string };
@@ -204,40 +204,59 @@ async function main(): Promise<Record<string, unknown>> {
     nginx: nginx ? local(nginx.port) : null,
     picasso: picasso ? `${picasso.baseUrl}/r/${picasso.appName}` : null,
   };
-  const upload: Record<string, StreamFigure> = {};
-  const download: Record<string, StreamFigure> = {};
+  const uploads = new Map<string, number[]>();
+  const downloads = new Map<string, number[]>();
   const streamErrors: Record<string, string> = {};
-  let rssGrowth: number | null = null;
-  let rssBefore: number | null = null;
-  let rssPeak: number | null = null;
-  for (const [name, base] of Object.entries(streamTargets)) {
-    upload[name] = null;
-    download[name] = null;
-    if (base === null) continue;
-    checkInterrupted();
-    const appBase = name === "picasso" ? base : `${base}/r/bench`;
-    const sampler = name === "picasso" && picasso ? sampleRss(picasso.pid) : undefined;
-    try {
-      upload[name] = await transfer(name, "upload", `${appBase}/upload`, options.streamBytes);
-      download[name] = await transfer(
-        name,
-        "download",
-        `${appBase}/download?bytes=${options.streamBytes}`,
-        options.streamBytes,
-      );
-    } catch (error) {
+  // Baseline just before the streaming tests; Picasso idles while the other targets stream.
+  let sampler: ReturnType<typeof sampleRss> | undefined;
+  try {
+    sampler = picasso ? sampleRss(picasso.pid) : undefined;
+  } catch (error) {
+    streamErrors.picasso = `cannot read Picasso's memory: ${message(error)}`;
+  }
+  for (let round = 0; round < options.rounds; round++) {
+    for (const [name, base] of Object.entries(streamTargets)) {
+      if (base === null || streamErrors[name]) continue;
       checkInterrupted();
-      streamErrors[name] = message(error);
-      log(message(error));
-    } finally {
-      if (sampler) {
-        const { baselineMib, peakMib } = sampler.stop();
-        rssBefore = baselineMib;
-        rssPeak = peakMib;
-        rssGrowth = round(peakMib - baselineMib, 1);
+      const appBase = name === "picasso" ? base : `${base}/r/bench`;
+      const label = options.rounds > 1 ? `${name} (round ${round + 1}/${options.rounds})` : name;
+      try {
+        const up = await transfer(label, "upload", `${appBase}/upload`, options.streamBytes);
+        const down = await transfer(
+          label,
+          "download",
+          `${appBase}/download?bytes=${options.streamBytes}`,
+          options.streamBytes,
+        );
+        uploads.set(name, [...(uploads.get(name) ?? []), up]);
+        downloads.set(name, [...(downloads.get(name) ?? []), down]);
+      } catch (error) {
+        checkInterrupted();
+        streamErrors[name] = message(error);
+        log(message(error));
       }
     }
   }
+  const rss = sampler?.stop();
+  const rssBefore = rss?.baselineMib ?? null;
+  const rssPeak = rss?.peakMib ?? null;
+  const rssGrowth = rssBefore !== null && rssPeak !== null ? round(rssPeak - rssBefore, 1) : null;
+  const streamFigures = (runs: Map<string, number[]>) =>
+    Object.fromEntries(
+      Object.keys(streamTargets).map((name): [string, StreamFigure] => {
+        const values = runs.get(name);
+        return [name, values && !streamErrors[name] ? round(median(values), 1) : null];
+      }),
+    );
+  const upload = streamFigures(uploads);
+  const download = streamFigures(downloads);
+  const streamRounds =
+    options.rounds > 1
+      ? {
+          upload_mb_s_rounds: Object.fromEntries(uploads),
+          download_mb_s_rounds: Object.fromEntries(downloads),
+        }
+      : {};
 
   const publicFigure = small.picasso_public;
   const privateFigure = small.picasso_private;
@@ -273,6 +292,7 @@ async function main(): Promise<Record<string, unknown>> {
       picasso_rss_before_mib: rssBefore,
       picasso_peak_rss_mib: rssPeak,
       picasso_peak_rss_growth_mib: rssGrowth,
+      ...streamRounds,
       ...(Object.keys(streamErrors).length > 0 ? { errors: streamErrors } : {}),
     },
   };
