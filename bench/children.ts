@@ -35,7 +35,11 @@ type StartOptions = {
   captureStdout?: boolean;
 };
 
+/** Set once everything is being stopped: nothing new may start behind the cleanup's back. */
+let stopping = false;
+
 export function start(options: StartOptions): Child {
+  if (stopping) throw new Error(`not starting ${options.name}: the benchmark is stopping`);
   const child = spawn(options.command, options.args, {
     cwd: options.cwd ?? repoRoot,
     env: options.env ?? process.env,
@@ -146,7 +150,12 @@ export async function stop(child: Child, graceMs = 5000): Promise<void> {
   clearTimeout(timer);
 }
 
+export function preventNewChildren(): void {
+  stopping = true;
+}
+
 export async function stopAll(): Promise<void> {
+  stopping = true;
   await Promise.all([...running].map((child) => stop(child)));
 }
 

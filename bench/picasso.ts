@@ -42,15 +42,17 @@ async function stage<T>(name: string, action: () => Promise<T>): Promise<T> {
 
 export async function startPicasso(options: { enginePort: number; mysqlUri: string }): Promise<Picasso> {
   const admin = await stage("keystone", () => KeystoneAdmin.connect());
-  const cast: ProjectWithUsers = await stage("keystone project", () =>
-    admin.createProjectWithUsers(`picasso-bench-${randomBytes(4).toString("hex")}`),
-  );
+  const creating = admin.createProjectWithUsers(`picasso-bench-${randomBytes(4).toString("hex")}`);
+  // Registered before it resolves: a Ctrl-C during the creation still deletes what it made.
   // One at a time: Keystone on SQLite answers 500 to concurrent deletes.
   undo.push(async () => {
-    await admin.deleteProject(cast.project.id);
-    await admin.deleteUser(cast.member.id);
-    await admin.deleteUser(cast.reader.id);
+    const made = await creating.catch(() => undefined);
+    if (!made) return;
+    await admin.deleteProject(made.project.id);
+    await admin.deleteUser(made.member.id);
+    await admin.deleteUser(made.reader.id);
   });
+  const cast: ProjectWithUsers = await stage("keystone project", () => creating);
 
   const database = `picasso_bench_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
   const serverUrl = new URL(options.mysqlUri);

@@ -5,7 +5,15 @@
  */
 import { execFileSync } from "node:child_process";
 import { availableParallelism, cpus, loadavg } from "node:os";
-import { type Child, log, readJsonLine, repoRoot, startHelper, stopAll } from "./children.ts";
+import {
+  type Child,
+  log,
+  preventNewChildren,
+  readJsonLine,
+  repoRoot,
+  startHelper,
+  stopAll,
+} from "./children.ts";
 import { type Nginx, startNginx } from "./nginx.ts";
 import { loadOptions } from "./options.ts";
 import { cleanupPicasso, type Picasso, PicassoError, startPicasso } from "./picasso.ts";
@@ -24,6 +32,7 @@ let nginx: Nginx | undefined;
 
 function cleanup(): Promise<void> {
   cleaningUp ??= (async () => {
+    preventNewChildren();
     await cleanupPicasso();
     await nginx?.stop().catch((error: Error) => log(`cleanup nginx: ${error.message}`));
     await stopAll();
@@ -306,7 +315,10 @@ try {
   const result = await main();
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } catch (error) {
-  if (interrupted) await new Promise(() => {}); // the signal handler exits once cleanup is done
+  if (interrupted) {
+    await cleanup();
+    process.exit(130);
+  }
   log(`failed: ${message(error)}`);
   process.stdout.write(`${JSON.stringify({ error: message(error) })}\n`);
   exitCode = 1;
