@@ -54,6 +54,41 @@ export function engineRequestHeaders(incoming: Headers): Record<string, string> 
   return out;
 }
 
+/** The same rule over Node's flat raw header list, for the fast path (no Headers object built). */
+export function engineRequestRawHeaders(rawHeaders: readonly string[]): string[] {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() === "connection") {
+      listed = connectionListed(rawHeaders[i + 1]);
+      break;
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = (rawHeaders[i] as string).toLowerCase();
+    if (neverToEngine.has(name) || listed?.has(name)) continue;
+    out.push(name, rawHeaders[i + 1] as string);
+  }
+  return out;
+}
+
+/** Headers of the engine's response as a plain object for `writeHead`, without hop-by-hop ones. */
+export function clientResponseHeaderRecord(
+  upstream: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
+  const connection = upstream.connection;
+  const listed = connection
+    ? connectionListed(Array.isArray(connection) ? connection.join(",") : connection)
+    : null;
+  const out: Record<string, string | string[]> = {};
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || hopByHop.has(name) || listed?.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
 /** Headers of the engine's response that go back to the client. */
 export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Headers {
   const connection = upstream.connection;

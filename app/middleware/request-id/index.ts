@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createMiddleware } from "hono/factory";
+import { isAlreadySent } from "../../lib/already-sent.ts";
 import type { AppEnv } from "../../types.ts";
 
 export const requestIdHeader = "X-Openstack-Request-Id";
@@ -20,6 +21,8 @@ export function requestId() {
     c.set("requestId", id);
     c.set("log", c.var.services.logger.child({ request_id: id }));
     await next();
-    c.header(requestIdHeader, id);
+    // A response already written to the socket carries the id itself; touching it would make
+    // Hono copy it into a new Response that node-server would then try to send again.
+    if (!isAlreadySent(c.res)) c.header(requestIdHeader, id);
   });
 }

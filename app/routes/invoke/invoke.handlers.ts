@@ -1,5 +1,8 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
+import { alreadySent } from "../../lib/already-sent.ts";
 import { ApiError } from "../../lib/errors.ts";
+import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
 import { EngineError } from "../../services/engine/types.ts";
 import type { InvocationOutcome } from "../../services/metrics/index.ts";
 import type { InvokeTarget } from "../../services/route-lookup/index.ts";
@@ -57,8 +60,13 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   if (declaredLength !== undefined && Number(declaredLength) > maxBodyBytes) {
     throw tooLarge(maxBodyBytes);
   }
+  const node = nodeBindings(c);
+  if (node && !isAsync && services.engine.invokeStreaming) {
+    return forwardStreaming(c, target, node, maxBodyBytes);
+  }
   const raw = c.req.raw;
-  const body = raw.body && method !== "GET" && method !== "HEAD" ? limitBody(raw.body, maxBodyBytes) : null;
+  // `raw.body` materialises a full Request on Node: look at it only when a body can exist.
+  const body = method !== "GET" && method !== "HEAD" && raw.body ? limitBody(raw.body, maxBodyBytes) : null;
   const url = c.req.url;
   const queryStart = url.indexOf("?");
   const started = performance.now();
@@ -85,6 +93,84 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   return response;
 }
 
+type NodeBindings = { incoming: IncomingMessage; outgoing: ServerResponse };
+
+/** @hono/node-server passes Node's request and response as the app's env. */
+function nodeBindings(c: Context<AppEnv>): NodeBindings | null {
+  const env = c.env as Partial<NodeBindings> | undefined;
+  return env?.incoming && env.outgoing ? (env as NodeBindings) : null;
+}
+
+class ClientWentAway extends Error {}
+
+/**
+ * On Node the body goes socket to socket: Node's request stream to the engine, the engine's
+ * response into Node's response, without web streams in between. The Response returned only
+ * tells @hono/node-server (and the middleware) that the answer has already been sent.
+ */
+async function forwardStreaming(
+  c: Context<AppEnv>,
+  target: InvokeTarget,
+  { incoming, outgoing }: NodeBindings,
+  maxBodyBytes: number,
+): Promise<Response> {
+  const { engine } = c.var.services;
+  const method = c.req.method;
+  const hasBody = method !== "GET" && method !== "HEAD";
+  // Node's parser holds a body to its Content-Length; only chunked bodies need counting.
+  const body = !hasBody
+    ? null
+    : incoming.headers["content-length"] !== undefined
+      ? incoming
+      : limitBody(incoming, maxBodyBytes);
+  const clientGone = new AbortController();
+  const onClose = () => {
+    if (!outgoing.writableFinished) clientGone.abort(new ClientWentAway("the client went away"));
+  };
+  outgoing.once("close", onClose);
+  const url = c.req.url;
+  const queryStart = url.indexOf("?");
+  const started = performance.now();
+  let status = 0;
+  try {
+    await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+      {
+        engineApp: target.engineApp,
+        route: target.route,
+        method,
+        path: target.route.path,
+        query: queryStart === -1 ? "" : url.slice(queryStart + 1),
+        rawHeaders: incoming.rawHeaders,
+        body,
+        requestId: c.var.requestId,
+        signal: clientGone.signal,
+      },
+      (upstreamStatus, upstreamHeaders) => {
+        status = upstreamStatus;
+        const headers = clientResponseHeaderRecord(upstreamHeaders);
+        headers["x-openstack-request-id"] = c.var.requestId;
+        outgoing.writeHead(upstreamStatus, headers);
+        return outgoing;
+      },
+    );
+  } catch (error) {
+    if (status === 0) {
+      const failure = invocationError(error, maxBodyBytes);
+      recordInvocation(c, started, outcomeOf(failure, clientGone.signal));
+      throw failure;
+    }
+    // Headers are out: all that is left is to end the client's response and say why in the log.
+    if (!outgoing.destroyed) outgoing.destroy();
+    c.var.log.warn("invocation response cut short", {
+      reason: clientGone.signal.aborted ? "client went away" : (error as Error).message,
+    });
+  } finally {
+    outgoing.off("close", onClose);
+  }
+  recordInvocation(c, started, status >= 500 ? "function_error" : "success");
+  return alreadySent(status);
+}
+
 function recordInvocation(c: Context<AppEnv>, started: number, outcome: InvocationOutcome) {
   const { metrics } = c.var.services;
   metrics.invocations.inc({ outcome });
@@ -108,7 +194,10 @@ function tooLarge(maxBodyBytes: number): ApiError {
 }
 
 /** Counts bytes as they stream past and stops the upload once the limit is crossed. */
-async function* limitBody(body: ReadableStream<Uint8Array>, maxBytes: number): AsyncGenerator<Uint8Array> {
+async function* limitBody(
+  body: ReadableStream<Uint8Array> | IncomingMessage,
+  maxBytes: number,
+): AsyncGenerator<Uint8Array> {
   let total = 0;
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
     total += chunk.byteLength;

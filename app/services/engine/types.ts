@@ -1,3 +1,5 @@
+import type { Readable, Writable } from "node:stream";
+
 /**
  * What Picasso needs from a function engine. Management and invocation code talk to this
  * interface only; `--functions-url` picks the driver (IronFunctions over HTTP, or local).
@@ -42,6 +44,22 @@ export type EngineCall = {
   signal: AbortSignal;
 };
 
+/**
+ * The same call for drivers that can stream straight between Node sockets: headers as received
+ * (flat name/value list) and the request body as a Node stream, so nothing is converted to web
+ * streams on the hot path.
+ */
+export type StreamingEngineCall = Omit<EngineCall, "headers" | "body"> & {
+  rawHeaders: readonly string[];
+  body: Readable | AsyncIterable<Uint8Array> | null;
+};
+
+/** Called once with the engine's status and headers; returns where its body is written. */
+export type ResponseStarter = (
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+) => Writable;
+
 export interface FunctionEngine {
   /** `ironfunctions`, `local`, ...: for logs and readiness only, never for branching. */
   readonly kind: string;
@@ -60,6 +78,12 @@ export interface FunctionEngine {
   deleteRoute(app: string, path: string): Promise<void>;
   listRoutes(app: string): Promise<EngineRoute[]>;
   invoke(call: EngineCall): Promise<Response>;
+  /**
+   * Optional fast path used when Picasso runs on Node: the driver writes the engine's response
+   * into the `Writable` that `start` returns, with backpressure. Rejects with EngineError when the
+   * engine fails before `start` was called; a failure after it ends the client's response.
+   */
+  invokeStreaming?(call: StreamingEngineCall, start: ResponseStarter): Promise<void>;
   /** Resolves when the engine answers; for readiness checks. */
   ping(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

@@ -5,9 +5,11 @@ import {
   EngineError,
   type EngineRoute,
   type FunctionEngine,
+  type ResponseStarter,
+  type StreamingEngineCall,
 } from "../types.ts";
 import { EngineHttp, type EngineHttpOptions, statusError } from "./http.ts";
-import { invokeOverHttp } from "./invoke.ts";
+import { invokeOverHttp, invokeStreamingOverHttp } from "./invoke.ts";
 import { configPatch, fromWireApp, fromWireRoute, routePatchPlan, toWireRoute } from "./wire.ts";
 
 export type IronFunctionsOptions = EngineHttpOptions & {
@@ -140,6 +142,15 @@ export class IronFunctionsEngine implements FunctionEngine {
         throw error;
       },
     );
+  }
+
+  invokeStreaming(call: StreamingEngineCall, start: ResponseStarter): Promise<void> {
+    return invokeStreamingOverHttp(this.invocations, call, start, {
+      timeoutMarginMs: this.invokeTimeoutMarginMs,
+    }).catch((error: unknown) => {
+      if (error instanceof EngineError) this.http.failed(error);
+      throw error;
+    });
   }
 
   async ping(signal?: AbortSignal): Promise<void> {

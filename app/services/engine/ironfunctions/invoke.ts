@@ -1,8 +1,12 @@
 import type { Readable } from "node:stream";
 import { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { type Dispatcher, errors } from "undici";
-import { clientResponseHeaders, engineRequestHeaders } from "../../../lib/http-headers.ts";
-import { type EngineCall, EngineError } from "../types.ts";
+import {
+  clientResponseHeaders,
+  engineRequestHeaders,
+  engineRequestRawHeaders,
+} from "../../../lib/http-headers.ts";
+import { type EngineCall, EngineError, type ResponseStarter, type StreamingEngineCall } from "../types.ts";
 
 /** Statuses whose responses have no body; a Response with one would throw. */
 const nullBodyStatus = new Set([101, 103, 204, 205, 304]);
@@ -51,6 +55,43 @@ export async function invokeOverHttp(
     upstream.body as AsyncIterable<Uint8Array>,
   ) as ReadableStream<Uint8Array>;
   return new Response(stream, { status: upstream.statusCode, headers: responseHeaders });
+}
+
+/**
+ * The Node fast path: undici's `stream` API writes the engine's body straight into the client's
+ * socket (backpressure included, and a client that goes away aborts the engine request), with no
+ * web stream on either side.
+ */
+export async function invokeStreamingOverHttp(
+  dispatcher: Dispatcher,
+  call: StreamingEngineCall,
+  start: ResponseStarter,
+  options: InvokeOptions,
+): Promise<void> {
+  const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
+  const headers = engineRequestRawHeaders(call.rawHeaders);
+  headers.push("x-openstack-request-id", call.requestId);
+  let started = false;
+  try {
+    await dispatcher.stream(
+      {
+        method: call.method as Dispatcher.HttpMethod,
+        path: `/r/${call.engineApp}${call.path}${call.query ? `?${call.query}` : ""}`,
+        headers,
+        body: call.body as Readable | null,
+        signal: call.signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      },
+      ({ statusCode, headers: upstreamHeaders }) => {
+        started = true;
+        return start(statusCode, upstreamHeaders);
+      },
+    );
+  } catch (error) {
+    if (started) throw error;
+    throw toEngineError(error, call.signal);
+  }
 }
 
 function toEngineError(error: unknown, signal: AbortSignal): Error {

@@ -1,0 +1,23 @@
+/** @hono/node-server's marker: the handler wrote the response to the socket itself. */
+export const alreadySentHeader = "x-hono-already-sent";
+
+export function isAlreadySent(response: Response): boolean {
+  return response.headers.has(alreadySentHeader);
+}
+
+/**
+ * A body-less Response carrying the status already written to the socket, so the access log and
+ * metrics see it, marked with @hono/node-server's `x-hono-already-sent`. node-server replaces the
+ * global Response with a caching subclass that would write the headers a second time; its parent
+ * is the runtime's own Response, which node-server lets through untouched.
+ */
+export function alreadySent(status: number): Response {
+  // Climb to the root class: several node-server copies (tests) each subclass the previous one.
+  let NativeResponse: typeof Response = Response;
+  for (;;) {
+    const parent: unknown = Object.getPrototypeOf(NativeResponse);
+    if (typeof parent !== "function" || parent === Function.prototype) break;
+    NativeResponse = parent as typeof Response;
+  }
+  return new NativeResponse(null, { status, headers: { [alreadySentHeader]: "true" } });
+}
