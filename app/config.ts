@@ -3,6 +3,8 @@
  * environment variable, default and description; the CLI builds its arguments from the same table,
  * and one zod schema validates the merged result (flag beats env beats default).
  */
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
 import { z } from "zod";
 
 export type OptionSpec = {
@@ -33,7 +35,8 @@ export const serveOptions = {
   "functions-url": {
     env: "FUNCTIONS_URL",
     default: "http://localhost:8080/v1",
-    description: "IronFunctions API URL (http(s)://host:port/v1).",
+    description:
+      "Function engine: IronFunctions API URL (http(s)://host:port/v1), or local:<directory> to run functions as local processes (development).",
   },
   "log-level": {
     env: "PICASSO_LOG_LEVEL",
@@ -121,6 +124,61 @@ const httpUrl = z
   }, "must be an http(s) URL without credentials")
   .transform((value) => value.replace(/\/+$/, ""));
 
+export type FunctionsTarget = { kind: "http"; url: string } | { kind: "local"; directory: string };
+
+/**
+ * `--functions-url` picks the engine: `http(s)://...` is IronFunctions, `local:<directory>` the
+ * local runner over an existing directory (relative to `cwd`). Throws with the reason.
+ */
+export function parseFunctionsUrl(raw: string, cwd: string = process.cwd()): FunctionsTarget {
+  const value = raw.trim();
+  if (/^local:/i.test(value)) {
+    const given = value.slice("local:".length);
+    if (given === "") throw new Error("local: must name a directory, e.g. local:./functions");
+    const directory = resolve(cwd, given);
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(directory).isDirectory();
+    } catch {
+      throw new Error(`the functions directory ${directory} does not exist`);
+    }
+    if (!isDirectory) throw new Error(`${directory} is not a directory`);
+    return { kind: "local", directory };
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error("must be an http(s) URL without credentials, or local:<directory>");
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
+    throw new Error("must be an http(s) URL without credentials, or local:<directory>");
+  }
+  return { kind: "http", url: value.replace(/\/+$/, "") };
+}
+
+/** `local:` directories come out absolute, so the engine never depends on a later cwd. */
+const functionsUrl = z.string().transform((value, ctx) => {
+  try {
+    const target = parseFunctionsUrl(value);
+    return target.kind === "local" ? `local:${target.directory}` : target.url;
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * The only part of Picasso's environment function processes get: enough to find interpreters
+ * (`#!/usr/bin/env node`) and decode text. Everything else (secrets included) stays out.
+ */
+export function functionBaseEnv(env: Record<string, string | undefined> = process.env): {
+  PATH: string;
+  LANG: string;
+} {
+  return { PATH: env.PATH || "/usr/local/bin:/usr/bin:/bin", LANG: env.LANG || "C.UTF-8" };
+}
+
 const logLevel = z
   .string()
   .transform((value) => value.trim().toLowerCase())
@@ -161,7 +219,7 @@ export const serveConfigSchema = z.object({
     .max(65535, "must be between 0 and 65535"),
   "db-uri": dbUri,
   "keystone-endpoint": httpUrl.optional(),
-  "functions-url": httpUrl,
+  "functions-url": functionsUrl,
   "log-level": logLevel,
   "log-file": z.string().min(1).optional(),
   "log-format": z.enum(["text", "json"], { error: "must be text or json" }),

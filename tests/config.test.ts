@@ -35,7 +35,10 @@ describe("serve configuration", () => {
     [{ port: "abc" }, "--port (PICASSO_PORT): must be a port number"],
     [{ port: "70000" }, "--port (PICASSO_PORT): must be between 0 and 65535"],
     [{ "log-level": "LOUD" }, "--log-level (PICASSO_LOG_LEVEL)"],
-    [{ "functions-url": "ftp://engine/v1" }, "--functions-url (FUNCTIONS_URL): must be an http(s) URL"],
+    [
+      { "functions-url": "ftp://engine/v1" },
+      "--functions-url (FUNCTIONS_URL): must be an http(s) URL without credentials, or local:<directory>",
+    ],
     [{ "db-uri": "postgres://x/y" }, "--db-uri (PICASSO_DB): must start with mysql://"],
     [{ "db-uri": "mysql://root@127.0.0.1/" }, "--db-uri (PICASSO_DB): must name a database"],
     [{ "log-format": "xml" }, "--log-format (PICASSO_LOG_FORMAT): must be text or json"],

@@ -64,6 +64,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   try {
     response = await services.engine.invoke({
       engineApp: target.engineApp,
+      appConfig: target.appConfig,
       route: target.route,
       method,
       path: target.route.path,
