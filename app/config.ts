@@ -5,6 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
 export type OptionSpec = {
@@ -73,6 +74,36 @@ export const migrateOptions = {
   "log-level": serveOptions["log-level"],
   "log-file": serveOptions["log-file"],
   "log-format": serveOptions["log-format"],
+} satisfies Record<string, OptionSpec>;
+
+/** The functions shipped with Picasso, found from the package, whatever the working directory. */
+export const exampleFunctionsDir = fileURLToPath(new URL("../examples/functions", import.meta.url));
+
+/**
+ * `picasso-api dev`: a fixed, local setup. It reads no serve variable but PICASSO_DB, so a shell
+ * prepared for `serve` cannot point it at another engine or bind it elsewhere by accident.
+ */
+export const devOptions = {
+  host: {
+    default: "127.0.0.1",
+    description: "Bind address. Anything but loopback needs --allow-insecure-noauth: dev checks no token.",
+  },
+  port: { default: "10001", description: "Bind port." },
+  "db-uri": {
+    env: "PICASSO_DB",
+    default: "mysql://root@127.0.0.1:3306/picasso_dev",
+    description: "Database, created and migrated if needed.",
+  },
+  "functions-url": {
+    default: `local:${exampleFunctionsDir}`,
+    description: "Function engine; default: the local runner over Picasso's examples/functions.",
+  },
+  "log-level": { default: "INFO", description: "Log level: DEBUG shows function stderr." },
+  "allow-insecure-noauth": {
+    boolean: true,
+    description:
+      "Serve without authentication on a non-loopback --host (anyone reaching it owns every project).",
+  },
 } satisfies Record<string, OptionSpec>;
 
 /** The original's env files say `mysql+pymysql://`; the driver here only knows `mysql://`. */
@@ -282,6 +313,28 @@ export function parseOptions<S extends z.ZodType>(
 
 export const loadServeConfig = (flags: FlagValues, env?: Record<string, string | undefined>) =>
   parseOptions(serveConfigSchema, serveOptions, flags, env);
+
+/**
+ * The serve configuration `dev` runs with: its own options and defaults, authentication `noauth`,
+ * every other serve option at its default (serve's environment variables are not read).
+ */
+export function loadDevConfig(
+  flags: FlagValues,
+  env: Record<string, string | undefined> = process.env,
+): ServeConfig {
+  const specs: Record<string, OptionSpec> = { ...serveOptions, ...devOptions };
+  const devEnv: Record<string, string | undefined> = {};
+  for (const spec of Object.values(devOptions) as OptionSpec[]) {
+    if (spec.env) devEnv[spec.env] = env[spec.env];
+  }
+  const onlyDevVariables = Object.fromEntries(
+    Object.entries(specs).map(([name, spec]) => [
+      name,
+      devEnv[spec.env ?? ""] === undefined ? { ...spec, env: undefined } : spec,
+    ]),
+  );
+  return parseOptions(serveConfigSchema, onlyDevVariables, { ...flags, "auth-strategy": "noauth" }, devEnv);
+}
 
 export const loadMigrateConfig = (flags: FlagValues, env?: Record<string, string | undefined>) =>
   parseOptions(migrateConfigSchema, migrateOptions, flags, env);
