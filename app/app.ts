@@ -2,10 +2,13 @@ import { HTTPException } from "hono/http-exception";
 import { createRouter } from "./lib/create-router.ts";
 import { ApiError, errorBody, toApiError } from "./lib/errors.ts";
 import { accessLog } from "./middleware/access-log/index.ts";
+import { httpMetrics } from "./middleware/metrics/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { registerDocs } from "./routes/docs/docs.index.ts";
+import { registerHealth } from "./routes/health/health.index.ts";
 import { registerInvocation } from "./routes/invoke/invoke.index.ts";
 import { registerMeta } from "./routes/meta/meta.index.ts";
+import { registerMetrics } from "./routes/metrics/metrics.index.ts";
 import type { AppServices } from "./types.ts";
 import { version } from "./version.ts";
 
@@ -20,10 +23,13 @@ export function createApp(services: AppServices) {
     c.set("services", services);
     await next();
   });
+  app.use(httpMetrics());
   app.use(requestId());
   app.use(accessLog());
 
   registerMeta(app);
+  registerHealth(app, services);
+  if (services.operator?.metricsEndpoint ?? true) registerMetrics(app);
   registerDocs(app, { version });
   registerInvocation(app);
 

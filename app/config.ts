@@ -67,6 +67,42 @@ export const serveOptions = {
     default: "2",
     description: "Seconds added to a route's timeout before the gateway gives up with 504.",
   },
+  "shutdown-delay": {
+    env: "PICASSO_SHUTDOWN_DELAY",
+    default: "0",
+    description:
+      "Seconds to keep serving after SIGTERM while /healthcheck answers 503, so load balancers stop sending requests before the listener closes.",
+  },
+  "header-timeout": {
+    env: "PICASSO_HEADER_TIMEOUT",
+    default: "60",
+    description: "Seconds a client has to send a request's headers (slow clients get 408).",
+  },
+  "keepalive-timeout": {
+    env: "PICASSO_KEEPALIVE_TIMEOUT",
+    default: "75",
+    description: "Seconds an idle keep-alive connection stays open; keep it above the load balancer's.",
+  },
+  "max-header-size": {
+    env: "PICASSO_MAX_HEADER_SIZE",
+    default: "16384",
+    description: "Largest request header section in bytes; larger requests get 431.",
+  },
+  metrics: {
+    env: "PICASSO_METRICS",
+    default: "on",
+    description: "Serve Prometheus metrics at /metrics (unauthenticated): on or off.",
+  },
+  "healthcheck-cache": {
+    env: "PICASSO_HEALTHCHECK_CACHE",
+    default: "5",
+    description: "Seconds a detailed /healthcheck result is reused, so probes cannot overload dependencies.",
+  },
+  "healthcheck-timeout": {
+    env: "PICASSO_HEALTHCHECK_TIMEOUT",
+    default: "3",
+    description: "Seconds each dependency gets to answer a detailed /healthcheck.",
+  },
 } satisfies Record<string, OptionSpec>;
 
 export const migrateOptions = {
@@ -240,6 +276,14 @@ const byteSize = z.string().transform((value, ctx) => {
   }
   return bytes;
 });
+const positiveSeconds = seconds.refine((value) => value > 0, "must be more than 0");
+
+const onOff = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(["on", "off", "true", "false", "1", "0", "yes", "no"], { error: "must be on or off" }))
+  .transform((value) => value === "on" || value === "true" || value === "1" || value === "yes");
 
 export const serveConfigSchema = z.object({
   host: z.string().trim().min(1, "must not be empty"),
@@ -258,6 +302,17 @@ export const serveConfigSchema = z.object({
   "max-invoke-body": byteSize,
   "route-cache-ttl": seconds,
   "invoke-timeout-margin": seconds,
+  "shutdown-delay": seconds,
+  "header-timeout": positiveSeconds,
+  "keepalive-timeout": positiveSeconds,
+  "max-header-size": z.coerce
+    .number({ error: "must be a number of bytes" })
+    .int("must be an integer")
+    .min(1024, "must be at least 1024")
+    .max(1048576, "must be at most 1048576"),
+  metrics: onOff,
+  "healthcheck-cache": seconds,
+  "healthcheck-timeout": positiveSeconds,
 });
 
 export const migrateConfigSchema = serveConfigSchema.pick({

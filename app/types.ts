@@ -2,6 +2,7 @@ import type { Database } from "../db/client.ts";
 import type { Logger } from "./lib/logger.ts";
 import type { Authenticator, RoleNames } from "./services/auth/types.ts";
 import type { FunctionEngine } from "./services/engine/types.ts";
+import type { Metrics } from "./services/metrics/index.ts";
 import type { RouteLookup } from "./services/route-lookup/index.ts";
 
 /** Who a validated Keystone token belongs to; set by the auth middleware, read by handlers. */
@@ -19,6 +20,16 @@ export type AssetSource = (name: string) => Promise<{ body: Uint8Array; contentT
 /** Process state that outlives a request: lets health checks report draining during shutdown. */
 export type Lifecycle = { draining: boolean };
 
+/** Settings of the operator endpoints (/healthcheck, /metrics); absent fields take defaults. */
+export type OperatorOptions = {
+  /** Serve `GET /metrics` (default true); metrics are recorded either way. */
+  metricsEndpoint?: boolean;
+  /** How long a detailed health report is reused (default 5000). */
+  healthCacheMs?: number;
+  /** A dependency that has not answered a health check within this long has failed (default 3000). */
+  healthTimeoutMs?: number;
+};
+
 /**
  * Everything the app needs, built once by the caller of createApp and passed in: the app keeps
  * no module-level state, so tests build as many independent apps as they like.
@@ -32,6 +43,9 @@ export interface AppServices {
   routeLookup: RouteLookup;
   invocation: InvocationSettings;
   lifecycle: Lifecycle;
+  /** Prometheus metrics of this app (its own registry); see app/services/metrics. */
+  metrics: Metrics;
+  operator?: OperatorOptions;
   assets?: AssetSource;
   /** Public base URL of this API if it sits behind a proxy; else derived from each request. */
   publicUrl?: string;

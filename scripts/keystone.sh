@@ -130,13 +130,15 @@ write_config() {
   mkdir -p "$STATE_DIR/fernet-keys" "$STATE_DIR/credential-keys"
   chmod 700 "$STATE_DIR" "$STATE_DIR/fernet-keys" "$STATE_DIR/credential-keys"
   # Tokens and receipts share one fernet repository, as in Keystone's defaults.
+  # timeout=30: SQLite waits for a lock this long instead of failing with "database is locked" under
+  # parallel test files (WAL alone still let concurrent deletes fail with HTTP 500).
   cat >"$CONF" <<EOF
 [DEFAULT]
 log_file = $KEYSTONE_LOG
 use_stderr = false
 
 [database]
-connection = sqlite:///$STATE_DIR/keystone.db
+connection = sqlite:///$STATE_DIR/keystone.db?timeout=30
 
 [token]
 provider = fernet

@@ -1,6 +1,7 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import { type ConsolaInstance, createConsola, type LogObject } from "consola";
 import type { LogLevel } from "../config.ts";
+import { withoutCredentials } from "./redact.ts";
 
 export type LogFields = Record<string, unknown>;
 
@@ -38,15 +39,39 @@ const levelNames: Record<string, string> = {
 const secretField = /token|password|secret|authorization|cookie|credential/i;
 
 export function redactFields(fields: LogFields): LogFields {
+  return redactObject(fields, 0);
+}
+
+function redactObject(fields: LogFields, depth: number): LogFields {
   const clean: LogFields = {};
   for (const [key, value] of Object.entries(fields)) {
-    clean[key] = secretField.test(key) ? "***" : value;
+    clean[key] = secretField.test(key) ? "***" : redactValue(value, depth + 1);
   }
   return clean;
 }
 
+/** Nested fields too, and credentials inside URLs in any string (a DSN in an error message). */
+function redactValue(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return withoutCredentials(value);
+  if (value instanceof Error) return value;
+  if (depth > 5 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((item) => redactValue(item, depth + 1));
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  return redactObject(value as LogFields, depth);
+}
+
+/** JSON.stringify drops an Error's message and stack; keep them, with credentials removed. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Error) {
+    return { name: value.name, message: withoutCredentials(value.message), stack: errorStack(value) };
+  }
+  return value;
+}
+
+const errorStack = (error: Error) => withoutCredentials(error.stack ?? error.message);
+
 function formatValue(value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(value.stack ?? value.message);
+  if (value instanceof Error) return JSON.stringify(errorStack(value));
   if (typeof value === "string") return /[\s"=]/.test(value) ? JSON.stringify(value) : value;
   return JSON.stringify(value);
 }
@@ -80,7 +105,7 @@ export function createLogger(options: LoggerOptions): Logger {
       const clean = fields ? redactFields(fields) : {};
       const time = logObj.date.toISOString();
       if (options.format === "json") {
-        options.sink.write(`${JSON.stringify({ time, level, message, ...clean })}\n`);
+        options.sink.write(`${JSON.stringify({ time, level, message, ...clean }, jsonReplacer)}\n`);
         return;
       }
       const extra = Object.entries(clean)

@@ -1,14 +1,34 @@
-import type { Server } from "node:http";
+import { randomUUID } from "node:crypto";
+import { type Server, STATUS_CODES } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
+import { type ErrorCode, errorBody, errorStatuses } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { requestIdHeader } from "../middleware/request-id/index.ts";
 import type { Lifecycle } from "../types.ts";
 
 export type RunningServer = {
   server: Server;
   port: number;
-  /** Stops accepting, waits for in-flight requests up to `graceMs`, then cuts what is left. */
-  shutdown: (graceMs: number) => Promise<void>;
+  /**
+   * Marks the process draining (/healthcheck answers 503), keeps serving for `delayMs` so load
+   * balancers take it out, stops accepting, waits for in-flight requests up to `graceMs`, then
+   * cuts what is left. Aborting `endDelay` ends the delay early (a second signal).
+   */
+  shutdown: (graceMs: number, options?: ShutdownOptions) => Promise<void>;
+};
+
+export type ShutdownOptions = { delayMs?: number; endDelay?: AbortSignal };
+
+/** The HTTP server's own limits; requests failing them never reach the app. */
+export type ServerLimits = {
+  /** Time a client has to send the request headers; then 408 (Node's default: 60 s). */
+  headersTimeoutMs?: number;
+  /** Idle time after which a keep-alive connection is closed (Node's default: 5 s). */
+  keepAliveTimeoutMs?: number;
+  /** Largest header section in bytes; then 431 (Node's default: 16 KiB). */
+  maxHeaderSize?: number;
 };
 
 export type ListenOptions = {
@@ -17,21 +37,91 @@ export type ListenOptions = {
   port: number;
   logger: Logger;
   lifecycle: Lifecycle;
+  limits?: ServerLimits;
 };
 
 export function listen(options: ListenOptions): Promise<RunningServer> {
+  const limits = options.limits ?? {};
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: options.fetch, hostname: options.host, port: options.port }) as Server;
+    const server = serve({
+      fetch: options.fetch,
+      hostname: options.host,
+      port: options.port,
+      serverOptions: {
+        // Node's requestTimeout (default 5 min) bounds receiving the whole request body, which
+        // would cut long streamed uploads to functions; the invocation deadline bounds those.
+        requestTimeout: 0,
+        ...(limits.headersTimeoutMs !== undefined && { headersTimeout: limits.headersTimeoutMs }),
+        ...(limits.keepAliveTimeoutMs !== undefined && { keepAliveTimeout: limits.keepAliveTimeoutMs }),
+        ...(limits.maxHeaderSize !== undefined && { maxHeaderSize: limits.maxHeaderSize }),
+        // How often headersTimeout is enforced (Node's default 30 s would stretch it by as much).
+        connectionsCheckingInterval: 1000,
+      },
+    }) as Server;
+    if (limits.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) =>
+      answerClientError(error, socket, options.logger),
+    );
     server.once("error", reject);
     server.once("listening", () => {
       const port = (server.address() as AddressInfo).port;
-      resolve({ server, port, shutdown: (graceMs) => shutdown(server, options, graceMs) });
+      resolve({
+        server,
+        port,
+        shutdown: (graceMs, shutdownOptions = {}) => shutdown(server, options, graceMs, shutdownOptions),
+      });
     });
   });
 }
 
-async function shutdown(server: Server, options: ListenOptions, graceMs: number): Promise<void> {
+const clientErrors: Record<string, [ErrorCode, string]> = {
+  HPE_HEADER_OVERFLOW: ["request_header_fields_too_large", "Request header fields too large"],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: ["payload_too_large", "Chunk extensions too large"],
+  ERR_HTTP_REQUEST_TIMEOUT: ["request_timeout", "Request headers not received in time"],
+};
+
+/**
+ * Requests Node's parser rejects (too large headers, malformed, too slow) get the API's JSON
+ * error shape and a request id, like every other answer, instead of Node's bare status line.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex, logger: Logger): void {
+  const response = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === "ECONNRESET" || !socket.writable || response?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [code, message] = clientErrors[error.code ?? ""] ?? ["bad_request", "Malformed HTTP request"];
+  const status = errorStatuses[code];
+  const id = `req-${randomUUID()}`;
+  const body = JSON.stringify(errorBody(code, message));
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      "Content-Type: application/json\r\n" +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `${requestIdHeader}: ${id}\r\n` +
+      "Connection: close\r\n\r\n" +
+      body,
+  );
+  logger.info("rejected malformed request", { request_id: id, status, reason: error.code ?? "parse" });
+}
+
+async function shutdown(
+  server: Server,
+  options: ListenOptions,
+  graceMs: number,
+  { delayMs = 0, endDelay }: ShutdownOptions,
+) {
   options.lifecycle.draining = true;
+  if (delayMs > 0 && !endDelay?.aborted) {
+    options.logger.info("draining: /healthcheck answers 503, still serving", { delay_ms: delayMs });
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, delayMs);
+      endDelay?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // Keep-alive sockets with no request in flight would hold close() open until they time out;
   // sockets that finish their last request become idle later, so keep sweeping.

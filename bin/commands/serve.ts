@@ -7,8 +7,11 @@ import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
 import { defaultRoleNames } from "../../app/services/auth/types.ts";
 import type { FunctionEngine } from "../../app/services/engine/types.ts";
+import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
+import { createMetrics } from "../../app/services/metrics/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
+import { version } from "../../app/version.ts";
 import { createDatabase } from "../../db/client.ts";
 import { checkSchema } from "../../db/migrate.ts";
 import { cliArgs, givenFlags } from "../args.ts";
@@ -42,6 +45,10 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     exitWithError(error);
   }
 
+  // Built before the other services so the authenticator and the engine driver can record into it.
+  const metrics = createMetrics({ processMetrics: true, version });
+  observeDatabasePool(metrics, database.pool);
+
   const services: AppServices = {
     db: database.db,
     logger,
@@ -60,6 +67,12 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     }),
     invocation: { maxBodyBytes: config["max-invoke-body"] },
     lifecycle: { draining: false },
+    metrics,
+    operator: {
+      metricsEndpoint: config.metrics,
+      healthCacheMs: config["healthcheck-cache"] * 1000,
+      healthTimeoutMs: config["healthcheck-timeout"] * 1000,
+    },
     assets: swaggerUiAssets(),
   };
   const app = createApp(services);
@@ -69,17 +82,30 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     port: config.port,
     logger,
     lifecycle: services.lifecycle,
+    limits: {
+      headersTimeoutMs: config["header-timeout"] * 1000,
+      keepAliveTimeoutMs: config["keepalive-timeout"] * 1000,
+      maxHeaderSize: config["max-header-size"],
+    },
   }).catch((error: Error) =>
     exitWithError(`cannot listen on ${config.host}:${config.port}: ${error.message}`),
   );
   logger.info("picasso-api listening", { host: config.host, port: running.port });
 
   let stopping = false;
+  // A second signal ends the --shutdown-delay early (an operator pressing Ctrl-C twice).
+  const endDelay = new AbortController();
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      endDelay.abort();
+      return;
+    }
     stopping = true;
     logger.info("shutting down", { signal });
-    await running.shutdown(config["shutdown-timeout"] * 1000);
+    await running.shutdown(config["shutdown-timeout"] * 1000, {
+      delayMs: config["shutdown-delay"] * 1000,
+      endDelay: endDelay.signal,
+    });
     await database
       .close()
       .catch((error: Error) => logger.warn("closing the pool failed", { error: error.message }));

@@ -3,6 +3,7 @@ import { ApiError } from "../../app/lib/errors.ts";
 import { silentLogger } from "../../app/lib/logger.ts";
 import { type Authenticator, defaultRoleNames } from "../../app/services/auth/types.ts";
 import { EngineError, type FunctionEngine } from "../../app/services/engine/types.ts";
+import { createMetrics } from "../../app/services/metrics/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
@@ -37,6 +38,7 @@ export function testApp(database: DatabaseHandle, overrides: Partial<AppServices
     engine: unreachableEngine,
     routeLookup: createRouteLookup(database.db, { ttlMs: 0, maxEntries: 100 }),
     invocation: { maxBodyBytes: 32 * 1024 * 1024 },
+    metrics: createMetrics(),
     ...overrides,
   };
   return { app: createApp(services), services };
