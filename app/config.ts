@@ -29,9 +29,84 @@ export const serveOptions = {
     env: "PICASSO_DB",
     description: "Picasso persistence storage URI (mysql:// or mysql+pymysql://).",
   },
+  "auth-strategy": {
+    env: "PICASSO_AUTH_STRATEGY",
+    default: "keystone",
+    description: "keystone, or noauth (development only: no token checked, project taken from the URL).",
+  },
+  "allow-insecure-noauth": {
+    env: "PICASSO_ALLOW_INSECURE_NOAUTH",
+    boolean: true,
+    description: "Allow --auth-strategy noauth on a host that is not a loopback address.",
+  },
   "keystone-endpoint": {
     env: "KEYSTONE_ENDPOINT",
-    description: "OpenStack Identity service endpoint, with or without /v3.",
+    description: "OpenStack Identity service endpoint, with or without /v3 (required for keystone).",
+  },
+  "keystone-username": {
+    env: "PICASSO_KEYSTONE_USERNAME",
+    description: "Picasso's service user; without service credentials each token validates itself.",
+  },
+  "keystone-password": {
+    env: "PICASSO_KEYSTONE_PASSWORD",
+    description: "Password of the service user (prefer the environment: flags show in ps).",
+  },
+  "keystone-project-name": {
+    env: "PICASSO_KEYSTONE_PROJECT_NAME",
+    description: "Project the service user's token is scoped to (usually service).",
+  },
+  "keystone-user-domain-name": {
+    env: "PICASSO_KEYSTONE_USER_DOMAIN_NAME",
+    default: "Default",
+    description: "Domain of the service user.",
+  },
+  "keystone-project-domain-name": {
+    env: "PICASSO_KEYSTONE_PROJECT_DOMAIN_NAME",
+    default: "Default",
+    description: "Domain of the service user's project.",
+  },
+  "keystone-app-credential-id": {
+    env: "PICASSO_KEYSTONE_APP_CREDENTIAL_ID",
+    description: "Application credential id, instead of a service user and password.",
+  },
+  "keystone-app-credential-secret": {
+    env: "PICASSO_KEYSTONE_APP_CREDENTIAL_SECRET",
+    description: "Application credential secret.",
+  },
+  "keystone-timeout": {
+    env: "PICASSO_KEYSTONE_TIMEOUT",
+    default: "5",
+    description: "Seconds a Keystone request may take in all.",
+  },
+  "keystone-connect-timeout": {
+    env: "PICASSO_KEYSTONE_CONNECT_TIMEOUT",
+    default: "3",
+    description: "Seconds to open a connection to Keystone.",
+  },
+  "token-cache-ttl": {
+    env: "PICASSO_TOKEN_CACHE_TTL",
+    default: "300",
+    description: "Seconds a validated token is trusted without asking Keystone again (0: no cache).",
+  },
+  "token-cache-size": {
+    env: "PICASSO_TOKEN_CACHE_SIZE",
+    default: "10000",
+    description: "Most tokens kept in the validation cache (least recently used go first).",
+  },
+  "reader-role": {
+    env: "PICASSO_READER_ROLE",
+    default: "reader",
+    description: "Keystone role that may read a project's apps and routes.",
+  },
+  "member-role": {
+    env: "PICASSO_MEMBER_ROLE",
+    default: "member",
+    description: "Keystone role that may also change them and invoke private routes.",
+  },
+  "admin-role": {
+    env: "PICASSO_ADMIN_ROLE",
+    default: "admin",
+    description: "Keystone role that, on a project-scoped token, may act on any project.",
   },
   "functions-url": {
     env: "FUNCTIONS_URL",
@@ -285,7 +360,42 @@ const onOff = z
   .pipe(z.enum(["on", "off", "true", "false", "1", "0", "yes", "no"], { error: "must be on or off" }))
   .transform((value) => value === "on" || value === "true" || value === "1" || value === "yes");
 
-export const serveConfigSchema = z.object({
+const optionalText = z
+  .string()
+  .trim()
+  .transform((value) => value || undefined)
+  .optional();
+
+const roleName = z.string().trim().min(1, "must name a role").max(255, "must be at most 255 characters");
+
+const flag = z.union(
+  [
+    z.boolean(),
+    z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.enum(["true", "false", "1", "0", "yes", "no"]))
+      .transform((value) => value === "true" || value === "1" || value === "yes"),
+  ],
+  { error: "must be true or false" },
+);
+
+/** Loopback hosts only: noauth anywhere else would hand every project to the network. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host
+    .trim()
+    .replace(/^\[(.*)\]$/, "$1")
+    .toLowerCase();
+  return (
+    bare === "localhost" ||
+    bare === "::1" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) ||
+    /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare)
+  );
+}
+
+const serveConfigFields = z.object({
   host: z.string().trim().min(1, "must not be empty"),
   port: z.coerce
     .number({ error: "must be a port number" })
@@ -293,7 +403,41 @@ export const serveConfigSchema = z.object({
     .min(0, "must be between 0 and 65535")
     .max(65535, "must be between 0 and 65535"),
   "db-uri": dbUri,
+  "auth-strategy": z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["keystone", "noauth"], { error: "must be keystone or noauth" })),
+  "allow-insecure-noauth": flag.default(false),
   "keystone-endpoint": httpUrl.optional(),
+  "keystone-username": optionalText,
+  "keystone-password": z.string().min(1).optional(),
+  "keystone-project-name": optionalText,
+  "keystone-user-domain-name": z.string().trim().min(1, "must name a domain"),
+  "keystone-project-domain-name": z.string().trim().min(1, "must name a domain"),
+  "keystone-app-credential-id": optionalText,
+  "keystone-app-credential-secret": z.string().min(1).optional(),
+  "keystone-timeout": z.coerce
+    .number({ error: "must be a number of seconds" })
+    .positive("must be more than 0")
+    .max(300, "must be at most 300"),
+  "keystone-connect-timeout": z.coerce
+    .number({ error: "must be a number of seconds" })
+    .positive("must be more than 0")
+    .max(300, "must be at most 300"),
+  "token-cache-ttl": z.coerce
+    .number({ error: "must be a number of seconds" })
+    .int("must be a whole number of seconds")
+    .min(0, "must not be negative")
+    .max(86_400, "must be at most 86400"),
+  "token-cache-size": z.coerce
+    .number({ error: "must be a number" })
+    .int("must be an integer")
+    .min(1, "must be at least 1")
+    .max(10_000_000, "must be at most 10000000"),
+  "reader-role": roleName,
+  "member-role": roleName,
+  "admin-role": roleName,
   "functions-url": functionsUrl,
   "log-level": logLevel,
   "log-file": z.string().min(1).optional(),
@@ -315,7 +459,53 @@ export const serveConfigSchema = z.object({
   "healthcheck-timeout": positiveSeconds,
 });
 
-export const migrateConfigSchema = serveConfigSchema.pick({
+type ServeFields = z.infer<typeof serveConfigFields>;
+
+/** Rules that tie options together; each issue names the option the operator must change. */
+function checkAuthOptions(config: ServeFields, ctx: z.RefinementCtx) {
+  const issue = (option: keyof ServeFields, message: string) =>
+    ctx.addIssue({ code: "custom", path: [option], message });
+  if (config["auth-strategy"] === "noauth") {
+    if (!config["allow-insecure-noauth"] && !isLoopbackHost(config.host)) {
+      issue(
+        "auth-strategy",
+        `noauth checks no token, so it is refused on the non-loopback host ${config.host}; ` +
+          "bind --host 127.0.0.1 or add --allow-insecure-noauth",
+      );
+    }
+    return;
+  }
+  if (!config["keystone-endpoint"]) {
+    issue("keystone-endpoint", "is required with --auth-strategy keystone");
+    return;
+  }
+  const username = config["keystone-username"];
+  const credentialId = config["keystone-app-credential-id"];
+  if (username && credentialId) {
+    issue(
+      "keystone-app-credential-id",
+      "give either an application credential or --keystone-username, not both",
+    );
+  } else if (username) {
+    if (!config["keystone-password"]) issue("keystone-password", "is required with --keystone-username");
+    else if (!config["keystone-project-name"])
+      issue("keystone-project-name", "is required with --keystone-username (e.g. service)");
+  } else if (credentialId) {
+    if (!config["keystone-app-credential-secret"])
+      issue("keystone-app-credential-secret", "is required with --keystone-app-credential-id");
+  } else if (config["keystone-password"]) {
+    issue("keystone-username", "is required with --keystone-password");
+  } else if (config["keystone-app-credential-secret"]) {
+    issue("keystone-app-credential-id", "is required with --keystone-app-credential-secret");
+  }
+  if (config["keystone-connect-timeout"] > config["keystone-timeout"]) {
+    issue("keystone-connect-timeout", "must not exceed --keystone-timeout");
+  }
+}
+
+export const serveConfigSchema = serveConfigFields.superRefine(checkAuthOptions);
+
+export const migrateConfigSchema = serveConfigFields.pick({
   "db-uri": true,
   "log-level": true,
   "log-file": true,
@@ -362,7 +552,8 @@ export function parseOptions<S extends z.ZodType>(
   const name = String(issue?.path[0] ?? "");
   const spec = specs[name];
   const where = spec?.env ? `--${name} (${spec.env})` : `--${name}`;
-  const message = merged[name] === undefined ? "is required" : issue?.message;
+  // A cross-option rule explains itself; a plain missing value is just "required".
+  const message = merged[name] === undefined && issue?.code !== "custom" ? "is required" : issue?.message;
   throw new ConfigError(`invalid option ${where}: ${message}`);
 }
 

@@ -220,13 +220,15 @@ start_server() {
   rm -f "$PID_FILE"
   : >"$GUNICORN_LOG"
   # 9>&-: the daemon must not inherit the start lock, or the next start would wait on it forever.
+  # One worker: with two, SQLite still failed concurrent writes with "database is locked" (a read
+  # transaction upgrading to a write gets SQLITE_BUSY at once, whatever the busy timeout).
   (
     cd "$STATE_DIR"
     OS_KEYSTONE_CONFIG_DIR="$STATE_DIR" run_py /usr/bin/gunicorn \
       --daemon \
       --pid "$PID_FILE" \
       --bind "127.0.0.1:$PORT" \
-      --workers 2 \
+      --workers 1 \
       --chdir "$STATE_DIR" \
       --pythonpath "$STATE_DIR" \
       --name "keystone-$PORT" \

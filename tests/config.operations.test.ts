@@ -2,10 +2,11 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadServeConfig } from "../app/config.ts";
 
 const dbUri = "mysql://root@127.0.0.1:3306/picasso";
+const keystoneEndpoint = "http://keystone.example:5000/v3";
 
 describe("operations options", () => {
   it("has defaults that suit a server behind HAProxy", () => {
-    const config = loadServeConfig({ "db-uri": dbUri }, {});
+    const config = loadServeConfig({ "db-uri": dbUri, "keystone-endpoint": keystoneEndpoint }, {});
     expect(config["shutdown-delay"]).toBe(0);
     expect(config["header-timeout"]).toBe(60);
     expect(config["keepalive-timeout"]).toBe(75);
@@ -20,6 +21,7 @@ describe("operations options", () => {
       {},
       {
         PICASSO_DB: dbUri,
+        KEYSTONE_ENDPOINT: keystoneEndpoint,
         PICASSO_SHUTDOWN_DELAY: "10",
         PICASSO_HEADER_TIMEOUT: "20",
         PICASSO_KEEPALIVE_TIMEOUT: "120",
@@ -44,7 +46,9 @@ describe("operations options", () => {
     ["true", true],
     ["0", false],
   ])("reads --metrics %s", (value, expected) => {
-    expect(loadServeConfig({ "db-uri": dbUri, metrics: value }, {}).metrics).toBe(expected);
+    expect(
+      loadServeConfig({ "db-uri": dbUri, "keystone-endpoint": keystoneEndpoint, metrics: value }, {}).metrics,
+    ).toBe(expected);
   });
 
   it.each([
@@ -62,7 +66,8 @@ describe("operations options", () => {
       "--healthcheck-cache (PICASSO_HEALTHCHECK_CACHE): must be at most 3600",
     ],
   ])("rejects %o naming the option", (flags, message) => {
-    const attempt = () => loadServeConfig({ "db-uri": dbUri, ...flags }, {});
+    const attempt = () =>
+      loadServeConfig({ "db-uri": dbUri, "keystone-endpoint": keystoneEndpoint, ...flags }, {});
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow(message);
   });

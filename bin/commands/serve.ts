@@ -1,11 +1,10 @@
 import { defineCommand } from "citty";
 import { createApp } from "../../app/app.ts";
 import { loadServeConfig, redactUri, type ServeConfig, serveOptions } from "../../app/config.ts";
-import { ApiError } from "../../app/lib/errors.ts";
 import { createLogger, createLogSink } from "../../app/lib/logger.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
-import { defaultRoleNames } from "../../app/services/auth/types.ts";
+import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
 import type { FunctionEngine } from "../../app/services/engine/types.ts";
 import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
@@ -49,17 +48,13 @@ export async function serveWith(config: ServeConfig): Promise<void> {
   const metrics = createMetrics({ processMetrics: true, version });
   observeDatabasePool(metrics, database.pool);
 
+  const authenticator = authenticatorFromConfig(config, logger, metrics);
+  void authenticator.warmUp?.();
   const services: AppServices = {
     db: database.db,
     logger,
-    // Replaced by the Keystone authenticator and the IronFunctions driver as they land.
-    authenticator: {
-      kind: "keystone",
-      authenticate: async () => {
-        throw new ApiError("service_unavailable", "authentication is not configured yet");
-      },
-    },
-    roleNames: defaultRoleNames,
+    authenticator,
+    roleNames: roleNamesFromConfig(config),
     engine: undefined as unknown as FunctionEngine,
     routeLookup: createRouteLookup(database.db, {
       ttlMs: config["route-cache-ttl"] * 1000,
@@ -106,6 +101,7 @@ export async function serveWith(config: ServeConfig): Promise<void> {
       delayMs: config["shutdown-delay"] * 1000,
       endDelay: endDelay.signal,
     });
+    await authenticator.close?.().catch(() => {});
     await database
       .close()
       .catch((error: Error) => logger.warn("closing the pool failed", { error: error.message }));

@@ -41,6 +41,8 @@ describe("--log-file and SIGHUP", () => {
       String(port),
       "--log-file",
       logFile,
+      "--keystone-endpoint",
+      `http://127.0.0.1:${await freePort()}/v3`,
     ]);
     cleanups.push(async () => {
       if (server.child.exitCode === null) server.child.kill("SIGKILL");
@@ -130,6 +132,7 @@ describe("secrets never reach the logs", () => {
       ["serve", "--db-uri", withPassword(secrets.wrongDbPassword), "--port", "0"],
       {
         PICASSO_LOG_LEVEL: "DEBUG",
+        KEYSTONE_ENDPOINT: "http://127.0.0.1:5000/v3",
       },
     );
     expect((await wrongPassword.exited).code).not.toBe(0);

@@ -6,6 +6,8 @@ async function startServer(args: string[]) {
   const port = await freePort();
   const server = runCli(["serve", "--host", "127.0.0.1", "--port", String(port), ...args], {
     PICASSO_DB: testDbUri(),
+    // Nothing listens there: these tests are about the process, not about tokens.
+    KEYSTONE_ENDPOINT: `http://127.0.0.1:${await freePort()}/v3`,
   });
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/healthcheck`);

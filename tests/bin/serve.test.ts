@@ -16,6 +16,15 @@ describe("picasso-api", () => {
       "--port",
       "--db-uri",
       "--keystone-endpoint",
+      "--auth-strategy",
+      "--allow-insecure-noauth",
+      "--keystone-username",
+      "--keystone-app-credential-id",
+      "--token-cache-ttl",
+      "--token-cache-size",
+      "--reader-role",
+      "--member-role",
+      "--admin-role",
       "--functions-url",
       "--log-level",
       "--log-file",
@@ -27,7 +36,10 @@ describe("picasso-api", () => {
   });
 
   it("exits non-zero with one line naming a bad option", async () => {
-    const cli = runCli(["serve", "--port", "nope"], { PICASSO_DB: testDbUri() });
+    const cli = runCli(["serve", "--port", "nope"], {
+      PICASSO_DB: testDbUri(),
+      KEYSTONE_ENDPOINT: "http://127.0.0.1:5000/v3",
+    });
     expect((await cli.exited).code).toBe(2);
     expect(cli.output().trim()).toBe(
       "picasso-api: invalid option --port (PICASSO_PORT): must be a port number",
@@ -37,9 +49,41 @@ describe("picasso-api", () => {
   it("refuses to serve a database without the schema, saying to migrate", async () => {
     const scratch = await scratchDatabase();
     drops.push(scratch.drop);
-    const cli = runCli(["serve", "--db-uri", scratch.uri, "--port", "0"]);
+    const cli = runCli(["serve", "--db-uri", scratch.uri, "--port", "0"], {
+      KEYSTONE_ENDPOINT: "http://127.0.0.1:5000/v3",
+    });
     expect((await cli.exited).code).not.toBe(0);
     expect(cli.output()).toContain("picasso-api migrate");
+  });
+
+  it("refuses to start without a Keystone endpoint, naming the option", async () => {
+    const cli = runCli(["serve"], { PICASSO_DB: testDbUri() });
+    expect((await cli.exited).code).toBe(2);
+    expect(cli.output().trim()).toBe(
+      "picasso-api: invalid option --keystone-endpoint (KEYSTONE_ENDPOINT): is required with --auth-strategy keystone",
+    );
+  });
+
+  it("refuses noauth on a non-loopback host", async () => {
+    const cli = runCli(["serve", "--auth-strategy", "noauth", "--host", "0.0.0.0"], {
+      PICASSO_DB: testDbUri(),
+    });
+    expect((await cli.exited).code).toBe(2);
+    expect(cli.output()).toContain("--allow-insecure-noauth");
+    expect(cli.output()).not.toContain("listening");
+  });
+
+  it("serves with noauth on loopback, warning loudly", async () => {
+    const port = await freePort();
+    const server = runCli(["serve", "--port", String(port)], {
+      PICASSO_DB: testDbUri(),
+      PICASSO_HOST: "127.0.0.1",
+      PICASSO_AUTH_STRATEGY: "noauth",
+    });
+    await waitForHttp(`http://127.0.0.1:${port}/`);
+    server.child.kill("SIGTERM");
+    expect((await server.exited).code).toBe(0);
+    expect(server.output()).toMatch(/WARNING AUTHENTICATION IS DISABLED/);
   });
 
   it("migrates, serves over HTTP and exits 0 on SIGTERM", async () => {
@@ -50,11 +94,13 @@ describe("picasso-api", () => {
     expect((await migrate.exited).code).toBe(0);
 
     const port = await freePort();
-    // The default command is serve, configured here from the environment only.
+    // The default command is serve, configured here from the environment only, with Keystone
+    // down: the service must start anyway (requests needing a token then get 503).
     const server = runCli([], {
       PICASSO_DB: pymysqlUri,
       PICASSO_PORT: String(port),
       PICASSO_HOST: "127.0.0.1",
+      KEYSTONE_ENDPOINT: `http://127.0.0.1:${await freePort()}/v3`,
     });
     const base = `http://127.0.0.1:${port}`;
     await waitForHttp(`${base}/`);
@@ -75,5 +121,6 @@ describe("picasso-api", () => {
     server.child.kill("SIGTERM");
     expect(await server.exited).toEqual({ code: 0, signal: null });
     expect(server.output()).toMatch(/request .*method=GET path=\/api\/openapi.json status=200/);
+    expect(server.output()).toContain("Keystone not reachable yet");
   });
 });

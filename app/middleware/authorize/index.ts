@@ -1,5 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import { ApiError } from "../../lib/errors.ts";
+import type { RoleNames } from "../../services/auth/types.ts";
 import type { AppEnv, Identity } from "../../types.ts";
 
 /** `read`: GET/HEAD of a project's resources; `write`: create, update, delete, invoke private. */
@@ -7,9 +8,16 @@ export type Action = "read" | "write";
 
 /**
  * Authenticates the request's token and checks it may perform `action` on the `{project_id}` in
- * the path: scoped to that project with a sufficient role, or admin. Sets `c.var.identity`.
- * Failure answers 401 (no or bad token) or 403 (other project, too weak a role) and reveals
- * nothing about the project.
+ * the path: scoped to that project with a sufficient role, or admin. Sets `c.var.identity` and
+ * adds `user_id`/`project_id` to the request's logger.
+ *
+ * 401 (with `WWW-Authenticate`) for a missing, malformed, expired or revoked token; 503 when
+ * Keystone cannot say; 403 for a valid token that may not do this here. The 403 messages are the
+ * same whether or not the project exists, so they reveal nothing about it.
+ *
+ * Admin: only a token scoped to some project and carrying the admin role acts on any project
+ * (OpenStack's legacy "admin is admin everywhere" for project-scoped tokens). A domain-, system-
+ * or unscoped token carrying admin gets no project access: it is not scoped to the project.
  */
 export function authorize(action: Action | ((method: string) => Action) = methodAction) {
   return createMiddleware<AppEnv>(async function authorizeMiddleware(c, next) {
@@ -27,28 +35,33 @@ export function authorize(action: Action | ((method: string) => Action) = method
       throw error;
     }
     c.set("identity", identity);
+    c.set("log", c.var.log.child({ user_id: identity.userId, project_id: identity.projectId }));
+
     const needed = typeof action === "function" ? action(c.req.method) : action;
-    const roles = new Set(identity.roles);
-    const isAdmin = roles.has(roleNames.admin);
-    if (!isAdmin) {
-      if (!projectId || identity.projectId !== projectId) {
-        throw new ApiError("forbidden", "The token is not scoped to this project");
-      }
-      const allowed =
-        needed === "read"
-          ? roles.has(roleNames.reader) || roles.has(roleNames.member)
-          : roles.has(roleNames.member);
-      if (!allowed) {
-        throw new ApiError(
-          "forbidden",
-          needed === "read"
-            ? `Role ${roleNames.reader} or ${roleNames.member} is required`
-            : `Role ${roleNames.member} is required`,
-        );
-      }
-    }
+    const refusal = checkAccess(identity, projectId, needed, roleNames);
+    if (refusal) throw new ApiError("forbidden", refusal);
     await next();
   });
+}
+
+/** Why `identity` may not do `needed` on `projectId`, or null when it may. */
+export function checkAccess(
+  identity: Identity,
+  projectId: string | undefined,
+  needed: Action,
+  roleNames: RoleNames,
+): string | null {
+  // Role names compare as oslo.policy compares them: case-insensitively.
+  const roles = new Set(identity.roles.map((role) => role.toLowerCase()));
+  const has = (role: string) => roles.has(role.toLowerCase());
+  if (identity.projectId !== null && has(roleNames.admin)) return null;
+  if (!projectId || identity.projectId !== projectId) return "The token is not scoped to this project";
+  if (needed === "read") {
+    return has(roleNames.reader) || has(roleNames.member)
+      ? null
+      : `Role ${roleNames.reader} or ${roleNames.member} is required`;
+  }
+  return has(roleNames.member) ? null : `Role ${roleNames.member} is required`;
 }
 
 export function methodAction(method: string): Action {
