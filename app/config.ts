@@ -351,6 +351,7 @@ const byteSize = z.string().transform((value, ctx) => {
   }
   return bytes;
 });
+
 const positiveSeconds = seconds.refine((value) => value > 0, "must be more than 0");
 
 const onOff = z

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { ApiError } from "../../lib/errors.ts";
 import { EngineError } from "../../services/engine/types.ts";
+import type { InvocationOutcome } from "../../services/metrics/index.ts";
 import type { InvokeTarget } from "../../services/route-lookup/index.ts";
 import type { AppEnv } from "../../types.ts";
 
@@ -20,7 +21,7 @@ export function routePathFrom(requestPath: string, prefixLength: number): string
 
 export async function invokePublic(c: Context<AppEnv>) {
   const appName = c.req.param("app") ?? "";
-  const path = routePathFrom(c.req.path, 3 + appName.length);
+  const path = routePathFrom(c.req.path, "/r/".length + appName.length);
   const target = path ? await c.var.services.routeLookup.find(appName, path) : null;
   if (!target) throw new ApiError("not_found", "Route not found");
   if (!target.isPublic) {
@@ -35,7 +36,7 @@ export async function invokePublic(c: Context<AppEnv>) {
 export async function invokePrivate(c: Context<AppEnv>) {
   const projectId = c.req.param("project_id") ?? "";
   const appName = c.req.param("app") ?? "";
-  const path = routePathFrom(c.req.path, 6 + projectId.length + appName.length);
+  const path = routePathFrom(c.req.path, "/v1/r//".length + projectId.length + appName.length);
   const target = path ? await c.var.services.routeLookup.find(appName, path) : null;
   // Another project's app answers like a missing one: nothing leaks across projects.
   if (!target || target.projectId !== projectId) throw new ApiError("not_found", "Route not found");
@@ -60,6 +61,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   const body = raw.body && method !== "GET" && method !== "HEAD" ? limitBody(raw.body, maxBodyBytes) : null;
   const url = c.req.url;
   const queryStart = url.indexOf("?");
+  const started = performance.now();
   let response: Response;
   try {
     response = await services.engine.invoke({
@@ -75,14 +77,35 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
       signal: raw.signal,
     });
   } catch (error) {
-    throw invocationError(error, maxBodyBytes);
+    const failure = invocationError(error, maxBodyBytes);
+    recordInvocation(c, started, outcomeOf(failure, raw.signal));
+    throw failure;
   }
+  recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
   if (isAsync && response.status === 202) return withCallIdHeader(response);
   return response;
 }
 
+function recordInvocation(c: Context<AppEnv>, started: number, outcome: InvocationOutcome) {
+  const { metrics } = c.var.services;
+  metrics.invocations.inc({ outcome });
+  metrics.invocationDuration.observe({ outcome }, (performance.now() - started) / 1000);
+}
+
+function outcomeOf(failure: unknown, clientSignal: AbortSignal): InvocationOutcome {
+  if (clientSignal.aborted) return "cancelled";
+  if (failure instanceof ApiError) {
+    if (failure.code === "gateway_timeout") return "timeout";
+    if (failure.code === "payload_too_large") return "cancelled";
+  }
+  return "engine_error";
+}
+
 function tooLarge(maxBodyBytes: number): ApiError {
-  return new ApiError("payload_too_large", `Request body is larger than ${maxBodyBytes} bytes`);
+  // Closing the connection stops the client's upload; otherwise the server would drain it.
+  return new ApiError("payload_too_large", `Request body is larger than ${maxBodyBytes} bytes`, {
+    headers: { Connection: "close" },
+  });
 }
 
 /** Counts bytes as they stream past and stops the upload once the limit is crossed. */

@@ -1,0 +1,143 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { Pool } from "undici";
+import { createLogger } from "../../app/lib/logger.ts";
+import { listen, type RunningServer } from "../../app/node/server.ts";
+import { invokeOverHttp } from "../../app/services/engine/ironfunctions/invoke.ts";
+import type { EngineRoute, FunctionEngine } from "../../app/services/engine/types.ts";
+import type { AppServices } from "../../app/types.ts";
+import type { DatabaseHandle } from "../../db/client.ts";
+import { apps, routes } from "../../db/schema.ts";
+import { testApp, unreachableEngine } from "./app.ts";
+import { type FakeIronFunctions, startFakeIronFunctions } from "./ironfunctions/server.ts";
+
+export const defaultRoute: EngineRoute = {
+  path: "/hello",
+  image: "hello",
+  type: "sync",
+  format: "default",
+  memory: 128,
+  timeout: 30,
+  idleTimeout: 30,
+  maxConcurrency: 1,
+  headers: {},
+  config: {},
+};
+
+/** An engine driver limited to invocation, over undici to the fake IronFunctions. */
+export function invocationEngine(engineUrl: string): FunctionEngine & { close(): Promise<void> } {
+  const pool = new Pool(engineUrl, { connections: 32 });
+  return new Proxy(unreachableEngine, {
+    get(target, property, receiver) {
+      if (property === "invoke")
+        return (call: Parameters<FunctionEngine["invoke"]>[0]) =>
+          invokeOverHttp(pool, call, { timeoutMarginMs: 500 });
+      if (property === "close") return () => pool.close();
+      return Reflect.get(target, property, receiver);
+    },
+  }) as FunctionEngine & { close(): Promise<void> };
+}
+
+export type Seeded = { projectId: string; appName: string; engineApp: string; route: EngineRoute };
+
+/**
+ * Puts an app and a route straight into MySQL and the engine, as the management API would,
+ * so invocation tests depend on nothing but the proxy.
+ */
+export async function seedRoute(
+  database: DatabaseHandle,
+  engine: FakeIronFunctions | null,
+  options: { projectId?: string; isPublic?: boolean; route?: Partial<EngineRoute> } = {},
+): Promise<Seeded> {
+  const projectId = options.projectId ?? randomBytes(16).toString("hex");
+  const appId = randomUUID().replaceAll("-", "");
+  const appName = `app${randomBytes(4).toString("hex")}-${projectId}`;
+  const engineApp = `p${appId.slice(0, 29)}`;
+  const route = { ...defaultRoute, ...options.route };
+  await database.db.insert(apps).values({
+    id: appId,
+    projectId,
+    name: appName,
+    engineName: engineApp,
+    description: "test",
+    config: {},
+  });
+  await database.db.insert(routes).values({
+    id: randomUUID().replaceAll("-", ""),
+    appId,
+    projectId,
+    path: route.path,
+    image: route.image,
+    type: route.type,
+    format: route.format,
+    memory: route.memory,
+    timeout: route.timeout,
+    idleTimeout: route.idleTimeout,
+    maxConcurrency: route.maxConcurrency,
+    headers: route.headers,
+    config: route.config,
+    isPublic: options.isPublic ?? true,
+    description: "",
+  });
+  if (!engine) return { projectId, appName, engineApp, route };
+  const response = await fetch(`${engine.apiUrl}/apps/${engineApp}/routes`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      route: {
+        path: route.path,
+        image: route.image,
+        type: route.type,
+        format: route.format,
+        memory: route.memory,
+        timeout: route.timeout,
+        idle_timeout: route.idleTimeout,
+        max_concurrency: route.maxConcurrency,
+        headers: route.headers,
+        config: route.config,
+      },
+    }),
+  });
+  if (!response.ok) throw new Error(`seeding the engine failed: ${response.status} ${await response.text()}`);
+  return { projectId, appName, engineApp, route };
+}
+
+export type InvokeHarness = {
+  fake: FakeIronFunctions;
+  server: RunningServer;
+  base: string;
+  services: AppServices;
+  close(): Promise<void>;
+};
+
+/** Picasso over real HTTP in front of the fake engine. */
+export async function startInvokeHarness(
+  database: DatabaseHandle,
+  overrides: Partial<AppServices> = {},
+): Promise<InvokeHarness> {
+  const fake = await startFakeIronFunctions();
+  const engine = invocationEngine(fake.url);
+  const { app, services } = testApp(database, { engine, ...overrides });
+  const logger = createLogger({
+    level: "error",
+    format: "text",
+    sink: { write() {}, reopen() {}, close: async () => {} },
+  });
+  const server = await listen({
+    fetch: app.fetch,
+    host: "127.0.0.1",
+    port: 0,
+    logger,
+    lifecycle: services.lifecycle,
+  });
+  return {
+    fake,
+    server,
+    base: `http://127.0.0.1:${server.port}`,
+    services,
+    async close() {
+      await server.shutdown(1000);
+      await engine.close();
+      await fake.stop();
+    },
+  };
+}
