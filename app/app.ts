@@ -4,11 +4,13 @@ import { ApiError, errorBody, toApiError } from "./lib/errors.ts";
 import { accessLog } from "./middleware/access-log/index.ts";
 import { httpMetrics } from "./middleware/metrics/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
+import { registerApps } from "./routes/apps/apps.index.ts";
 import { registerDocs } from "./routes/docs/docs.index.ts";
 import { registerHealth } from "./routes/health/health.index.ts";
 import { registerInvocation } from "./routes/invoke/invoke.index.ts";
 import { registerMeta } from "./routes/meta/meta.index.ts";
 import { registerMetrics } from "./routes/metrics/metrics.index.ts";
+import { registerRoutes } from "./routes/routes/routes.index.ts";
 import type { AppServices } from "./types.ts";
 import { version } from "./version.ts";
 
@@ -28,6 +30,8 @@ export function createApp(services: AppServices) {
   app.use(accessLog());
 
   registerMeta(app);
+  registerApps(app);
+  registerRoutes(app);
   registerHealth(app, services);
   if (services.operator?.metricsEndpoint ?? true) registerMetrics(app);
   registerDocs(app, { version });

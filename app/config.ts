@@ -114,6 +114,25 @@ export const serveOptions = {
     description:
       "Function engine: IronFunctions API URL (http(s)://host:port/v1), or local:<directory> to run functions as local processes (development).",
   },
+  "functions-jwt-key": {
+    env: "FUNCTIONS_JWT_KEY",
+    description:
+      "JWT_AUTH_KEY of the IronFunctions server, if it checks tokens (prefer the environment: flags show in ps).",
+  },
+  "functions-timeout": {
+    env: "PICASSO_FUNCTIONS_TIMEOUT",
+    default: "10",
+    description: "Seconds a management call to IronFunctions may take in all.",
+  },
+  "functions-connect-timeout": {
+    env: "PICASSO_FUNCTIONS_CONNECT_TIMEOUT",
+    default: "3",
+    description: "Seconds to open a connection to IronFunctions.",
+  },
+  "public-url": {
+    env: "PICASSO_PUBLIC_URL",
+    description: "Base URL clients reach this API at, for links (default: each request's own origin).",
+  },
   "log-level": {
     env: "PICASSO_LOG_LEVEL",
     default: "INFO",
@@ -217,6 +236,17 @@ export const devOptions = {
   },
 } satisfies Record<string, OptionSpec>;
 
+export const reconcileOptions = {
+  "db-uri": serveOptions["db-uri"],
+  "functions-url": serveOptions["functions-url"],
+  "functions-jwt-key": serveOptions["functions-jwt-key"],
+  "functions-timeout": serveOptions["functions-timeout"],
+  "functions-connect-timeout": serveOptions["functions-connect-timeout"],
+  "log-level": serveOptions["log-level"],
+  "log-file": serveOptions["log-file"],
+  "log-format": serveOptions["log-format"],
+} satisfies Record<string, OptionSpec>;
+
 /** The original's env files say `mysql+pymysql://`; the driver here only knows `mysql://`. */
 export function normaliseDbUri(raw: string): string {
   const uri = raw.trim().replace(/^mysql\+[a-z0-9]+:\/\//i, "mysql://");
@@ -296,7 +326,13 @@ export function parseFunctionsUrl(raw: string, cwd: string = process.cwd()): Fun
   if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
     throw new Error("must be an http(s) URL without credentials, or local:<directory>");
   }
-  return { kind: "http", url: value.replace(/\/+$/, "") };
+  const trimmed = value.replace(/\/+$/, "");
+  if (!new URL(trimmed).pathname.endsWith("/v1")) {
+    throw new Error(
+      "must be the IronFunctions API URL ending in /v1, e.g. http://localhost:8080/v1, or local:<directory>",
+    );
+  }
+  return { kind: "http", url: trimmed };
 }
 
 /** `local:` directories come out absolute, so the engine never depends on a later cwd. */
@@ -440,6 +476,16 @@ const serveConfigFields = z.object({
   "member-role": roleName,
   "admin-role": roleName,
   "functions-url": functionsUrl,
+  "functions-jwt-key": z.string().min(1, "must not be empty").optional(),
+  "functions-timeout": z.coerce
+    .number({ error: "must be a number of seconds" })
+    .min(0.1, "must be at least 0.1")
+    .max(300, "must be at most 300"),
+  "functions-connect-timeout": z.coerce
+    .number({ error: "must be a number of seconds" })
+    .min(0.1, "must be at least 0.1")
+    .max(60, "must be at most 60"),
+  "public-url": httpUrl.optional(),
   "log-level": logLevel,
   "log-file": z.string().min(1).optional(),
   "log-format": z.enum(["text", "json"], { error: "must be text or json" }),
@@ -513,7 +559,19 @@ export const migrateConfigSchema = serveConfigFields.pick({
   "log-format": true,
 });
 
+export const reconcileConfigSchema = serveConfigFields.pick({
+  "db-uri": true,
+  "functions-url": true,
+  "functions-jwt-key": true,
+  "functions-timeout": true,
+  "functions-connect-timeout": true,
+  "log-level": true,
+  "log-file": true,
+  "log-format": true,
+});
+
 export type ServeConfig = z.infer<typeof serveConfigSchema>;
+export type ReconcileConfig = z.infer<typeof reconcileConfigSchema>;
 export type MigrateConfig = z.infer<typeof migrateConfigSchema>;
 export type LogConfig = Pick<ServeConfig, "log-level" | "log-file" | "log-format">;
 
@@ -585,6 +643,27 @@ export function loadDevConfig(
 
 export const loadMigrateConfig = (flags: FlagValues, env?: Record<string, string | undefined>) =>
   parseOptions(migrateConfigSchema, migrateOptions, flags, env);
+
+export const loadReconcileConfig = (flags: FlagValues, env?: Record<string, string | undefined>) =>
+  parseOptions(reconcileConfigSchema, reconcileOptions, flags, env);
+
+/** The IronFunctions driver's settings, shared by `serve` and `reconcile`. */
+export function engineOptions(
+  config: Pick<
+    ServeConfig,
+    "functions-url" | "functions-jwt-key" | "functions-timeout" | "functions-connect-timeout"
+  > &
+    Partial<Pick<ServeConfig, "invoke-timeout-margin">>,
+) {
+  return {
+    // reconcile never invokes; only serve sets the margin.
+    invokeTimeoutMarginMs: Math.round((config["invoke-timeout-margin"] ?? 2) * 1000),
+    url: config["functions-url"],
+    jwtKey: config["functions-jwt-key"],
+    requestTimeoutMs: Math.round(config["functions-timeout"] * 1000),
+    connectTimeoutMs: Math.round(config["functions-connect-timeout"] * 1000),
+  };
+}
 
 /** drizzle-kit reads the same variable the original's alembic did. */
 export function migrationsDbUri(env: Record<string, string | undefined> = process.env): string {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import {
   ConfigError,
+  engineOptions,
   isLoopbackHost,
+  loadReconcileConfig,
   loadServeConfig,
   migrationsDbUri,
   normaliseDbUri,
@@ -62,6 +64,16 @@ describe("serve configuration", () => {
       { "functions-url": "ftp://engine/v1" },
       "--functions-url (FUNCTIONS_URL): must be an http(s) URL without credentials, or local:<directory>",
     ],
+    [
+      { "functions-url": "http://engine:8080" },
+      "--functions-url (FUNCTIONS_URL): must be the IronFunctions API URL ending in /v1",
+    ],
+    [{ "functions-timeout": "0" }, "--functions-timeout (PICASSO_FUNCTIONS_TIMEOUT): must be at least 0.1"],
+    [{ "functions-jwt-key": "" }, "--functions-jwt-key (FUNCTIONS_JWT_KEY): must not be empty"],
+    [
+      { "public-url": "https://user:pw@api.example" },
+      "--public-url (PICASSO_PUBLIC_URL): must be an http(s) URL without credentials",
+    ],
     [{ "db-uri": "postgres://x/y" }, "--db-uri (PICASSO_DB): must start with mysql://"],
     [{ "db-uri": "mysql://root@127.0.0.1/" }, "--db-uri (PICASSO_DB): must name a database"],
     [{ "log-format": "xml" }, "--log-format (PICASSO_LOG_FORMAT): must be text or json"],
@@ -69,6 +81,26 @@ describe("serve configuration", () => {
     const attempt = () => loadServeConfig({ ...minimal, ...flags }, {});
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow(message);
+  });
+
+  it("configures the function engine driver and the public URL", () => {
+    const config = loadServeConfig(
+      { ...minimal, "public-url": "https://faas.example.org/" },
+      {
+        FUNCTIONS_URL: "https://engine.example:8443/v1/",
+        FUNCTIONS_JWT_KEY: "k",
+        PICASSO_FUNCTIONS_TIMEOUT: "2.5",
+      },
+    );
+    expect(config["public-url"]).toBe("https://faas.example.org");
+    expect(engineOptions(config)).toEqual({
+      url: "https://engine.example:8443/v1",
+      jwtKey: "k",
+      requestTimeoutMs: 2500,
+      connectTimeoutMs: 3000,
+    });
+    const reconcile = loadReconcileConfig({ "db-uri": dbUri }, {});
+    expect(reconcile["functions-timeout"]).toBe(10);
   });
 
   it("requires a database URI", () => {

@@ -1,11 +1,17 @@
 import { defineCommand } from "citty";
 import { createApp } from "../../app/app.ts";
-import { loadServeConfig, redactUri, type ServeConfig, serveOptions } from "../../app/config.ts";
+import {
+  engineOptions,
+  loadServeConfig,
+  redactUri,
+  type ServeConfig,
+  serveOptions,
+} from "../../app/config.ts";
 import { createLogger, createLogSink } from "../../app/lib/logger.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
 import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
-import type { FunctionEngine } from "../../app/services/engine/types.ts";
+import { createIronFunctionsEngine } from "../../app/services/engine/ironfunctions/index.ts";
 import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
@@ -55,7 +61,11 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     logger,
     authenticator,
     roleNames: roleNamesFromConfig(config),
-    engine: undefined as unknown as FunctionEngine,
+    engine: createIronFunctionsEngine({
+      ...engineOptions(config),
+      onError: (error) => metrics.engineErrors.inc({ kind: error.kind }),
+    }),
+    publicUrl: config["public-url"],
     routeLookup: createRouteLookup(database.db, {
       ttlMs: config["route-cache-ttl"] * 1000,
       maxEntries: 10_000,
@@ -102,6 +112,9 @@ export async function serveWith(config: ServeConfig): Promise<void> {
       endDelay: endDelay.signal,
     });
     await authenticator.close?.().catch(() => {});
+    await services.engine
+      .close()
+      .catch((error: Error) => logger.warn("closing the engine client failed", { error: error.message }));
     await database
       .close()
       .catch((error: Error) => logger.warn("closing the pool failed", { error: error.message }));

@@ -1,13 +1,15 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { Pool } from "undici";
 import { createLogger } from "../../app/lib/logger.ts";
 import { listen, type RunningServer } from "../../app/node/server.ts";
-import { invokeOverHttp } from "../../app/services/engine/ironfunctions/invoke.ts";
-import type { EngineRoute, FunctionEngine } from "../../app/services/engine/types.ts";
+import {
+  createIronFunctionsEngine,
+  type IronFunctionsEngine,
+} from "../../app/services/engine/ironfunctions/index.ts";
+import type { EngineRoute } from "../../app/services/engine/types.ts";
 import type { AppServices } from "../../app/types.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
 import { apps, routes } from "../../db/schema.ts";
-import { testApp, unreachableEngine } from "./app.ts";
+import { testApp } from "./app.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "./ironfunctions/server.ts";
 
 export const defaultRoute: EngineRoute = {
@@ -23,18 +25,9 @@ export const defaultRoute: EngineRoute = {
   config: {},
 };
 
-/** An engine driver limited to invocation, over undici to the fake IronFunctions. */
-export function invocationEngine(engineUrl: string): FunctionEngine & { close(): Promise<void> } {
-  const pool = new Pool(engineUrl, { connections: 32 });
-  return new Proxy(unreachableEngine, {
-    get(target, property, receiver) {
-      if (property === "invoke")
-        return (call: Parameters<FunctionEngine["invoke"]>[0]) =>
-          invokeOverHttp(pool, call, { timeoutMarginMs: 500 });
-      if (property === "close") return () => pool.close();
-      return Reflect.get(target, property, receiver);
-    },
-  }) as FunctionEngine & { close(): Promise<void> };
+/** The production IronFunctions driver, with a short gateway margin to keep timeout tests quick. */
+export function invocationEngine(engineUrl: string): IronFunctionsEngine {
+  return createIronFunctionsEngine({ url: `${engineUrl}/v1`, invokeTimeoutMarginMs: 500 });
 }
 
 export type Seeded = { projectId: string; appName: string; engineApp: string; route: EngineRoute };

@@ -1,0 +1,172 @@
+import type { RouteHandler } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppRow, RouteRow } from "../../../db/schema.ts";
+import { ApiError } from "../../lib/errors.ts";
+import { normaliseRoutePath } from "../../services/management/route-path.ts";
+import * as routesService from "../../services/management/routes.ts";
+import type { AppEnv } from "../../types.ts";
+import { baseUrl, nextLink, pageOf } from "../apps/apps.handlers.ts";
+import type {
+  createRouteRoute,
+  deleteRouteRoute,
+  listRoutesRoute,
+  patchRouteRoute,
+  putRouteRoute,
+  showRouteRoute,
+} from "./routes.routes.ts";
+
+export function invokeUrl(base: string, app: AppRow, route: Pick<RouteRow, "path" | "isPublic">): string {
+  return route.isPublic
+    ? `${base}/r/${app.name}${route.path}`
+    : `${base}/v1/r/${app.projectId}/${app.name}${route.path}`;
+}
+
+export function presentRoute(base: string, app: AppRow, row: RouteRow) {
+  return {
+    path: row.path,
+    type: row.type,
+    format: row.format,
+    image: row.image,
+    is_public: row.isPublic,
+    memory: row.memory,
+    timeout: row.timeout,
+    idle_timeout: row.idleTimeout,
+    max_concurrency: row.maxConcurrency,
+    headers: row.headers,
+    config: row.config,
+    description: row.description,
+    invoke_url: invokeUrl(base, app, row),
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * The route path as the client sent it. Hono's parameter is percent-decoded (`a%2Fb` -> `a/b`),
+ * so the path comes from the raw URL, where any escape is refused by normaliseRoutePath.
+ */
+function pathFromUrl(c: Context<AppEnv>): string {
+  const segments = new URL(c.req.url).pathname.split("/");
+  // ["", "v1", project, "apps", app, "routes", ...path]
+  const checked = normaliseRoutePath(`/${segments.slice(6).join("/")}`);
+  if (!checked.ok) throw new ApiError("validation_failed", `Invalid param: route: ${checked.message}`);
+  return checked.path;
+}
+
+function checkPath(given: string | undefined, current: string) {
+  if (given === undefined) return;
+  const checked = normaliseRoutePath(given);
+  if (!checked.ok || checked.path !== current) {
+    throw new ApiError("validation_failed", `Invalid json: path: cannot change (the route is ${current})`);
+  }
+}
+
+export const listRoutes: RouteHandler<typeof listRoutesRoute, AppEnv> = async (c) => {
+  const { project_id, app } = c.req.valid("param");
+  const page = pageOf(c.req.valid("query"));
+  const result = await routesService.listRoutes(c.var.services, project_id, app, page);
+  const base = baseUrl(c);
+  return c.json(
+    {
+      routes: result.routes.map((row) => presentRoute(base, result.app, row)),
+      message: "Successfully loaded app routes",
+      next_marker: result.nextMarker,
+      next: nextLink(c, `/v1/${project_id}/apps/${app}/routes`, page.limit, result.nextMarker),
+    },
+    200,
+  );
+};
+
+export const createRoute: RouteHandler<typeof createRouteRoute, AppEnv> = async (c) => {
+  const { project_id, app } = c.req.valid("param");
+  const body = c.req.valid("json");
+  const result = await routesService.createRoute(c.var.services, project_id, app, {
+    path: body.path,
+    image: body.image,
+    type: body.type,
+    format: body.format,
+    memory: body.memory,
+    timeout: body.timeout,
+    idleTimeout: body.idle_timeout,
+    maxConcurrency: body.max_concurrency,
+    headers: body.headers,
+    config: body.config,
+    isPublic: body.is_public,
+    description: body.description,
+  });
+  // This instance serves the change at once; others within the route cache's TTL.
+  c.var.services.routeLookup.invalidateApp(app);
+  c.var.log.info("route created", { app, path: result.route.path });
+  return c.json(
+    { route: presentRoute(baseUrl(c), result.app, result.route), message: "App route successfully created" },
+    200,
+  );
+};
+
+export const showRoute: RouteHandler<typeof showRouteRoute, AppEnv> = async (c) => {
+  const { project_id, app } = c.req.valid("param");
+  const result = await routesService.getRoute(c.var.services, project_id, app, pathFromUrl(c));
+  return c.json(
+    { route: presentRoute(baseUrl(c), result.app, result.route), message: "Successfully loaded app route" },
+    200,
+  );
+};
+
+export const putRoute: RouteHandler<typeof putRouteRoute, AppEnv> = async (c) => {
+  const { project_id, app } = c.req.valid("param");
+  const path = pathFromUrl(c);
+  const body = c.req.valid("json");
+  checkPath(body.path, path);
+  const result = await routesService.updateRoute(c.var.services, project_id, app, path, {
+    image: body.image,
+    type: body.type,
+    format: body.format,
+    memory: body.memory,
+    timeout: body.timeout,
+    idleTimeout: body.idle_timeout,
+    maxConcurrency: body.max_concurrency,
+    headers: body.headers,
+    config: body.config,
+    isPublic: body.is_public,
+    description: body.description,
+  });
+  c.var.services.routeLookup.invalidateApp(app);
+  return c.json(
+    { route: presentRoute(baseUrl(c), result.app, result.route), message: "Route successfully updated" },
+    200,
+  );
+};
+
+export const patchRoute: RouteHandler<typeof patchRouteRoute, AppEnv> = async (c) => {
+  const { project_id, app } = c.req.valid("param");
+  const path = pathFromUrl(c);
+  const body = c.req.valid("json");
+  checkPath(body.path, path);
+  const result = await routesService.updateRoute(c.var.services, project_id, app, path, {
+    image: body.image,
+    type: body.type,
+    format: body.format,
+    memory: body.memory,
+    timeout: body.timeout,
+    idleTimeout: body.idle_timeout,
+    maxConcurrency: body.max_concurrency,
+    headersPatch: body.headers,
+    configPatch: body.config,
+    isPublic: body.is_public,
+    description: body.description,
+  });
+  c.var.services.routeLookup.invalidateApp(app);
+  return c.json(
+    { route: presentRoute(baseUrl(c), result.app, result.route), message: "Route successfully updated" },
+    200,
+  );
+};
+
+export const deleteRoute: RouteHandler<typeof deleteRouteRoute, AppEnv> = async (c) => {
+  const { project_id, app } = c.req.valid("param");
+  const path = pathFromUrl(c);
+  await routesService.deleteRoute(c.var.services, project_id, app, path);
+  c.var.services.routeLookup.invalidateApp(app);
+  c.var.log.info("route deleted", { app, path });
+  return c.json({ message: "Route successfully deleted" }, 200);
+};

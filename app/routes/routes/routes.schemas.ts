@@ -1,0 +1,211 @@
+import { z } from "@hono/zod-openapi";
+import { wrappedOrBare } from "../../lib/openapi.ts";
+import { normaliseHeaders } from "../../services/management/fields.ts";
+import { headerLimits, routeLimits } from "../../services/management/limits.ts";
+import { normaliseRoutePath } from "../../services/management/route-path.ts";
+import { AppParam, ConfigMap, ConfigPatchMap, ProjectParam } from "../apps/apps.schemas.ts";
+
+const pathDescription = `Absolute path below the app, e.g. \`/hello\` or \`/a/b\`: at most ${routeLimits.maxSegments} segments of ${routeLimits.segmentPattern.source} (at most ${routeLimits.segmentMaxLength} characters each, ${routeLimits.pathMaxLength} in all); no \`.\`/\`..\`/empty segments, percent-encoding, queries or patterns. A missing leading slash and one trailing slash are fixed.`;
+
+export const RoutePathInput = z
+  .string({ error: "must be a string" })
+  .transform((raw, ctx) => {
+    const checked = normaliseRoutePath(raw);
+    if (checked.ok) return checked.path;
+    ctx.addIssue({ code: "custom", message: checked.message });
+    return z.NEVER;
+  })
+  .openapi({ description: pathDescription, example: "/hello" });
+
+const range = (name: keyof typeof numericBounds, description: string) => {
+  const { min, max, default: fallback } = numericBounds[name];
+  return z
+    .number({ error: "must be a number" })
+    .int("must be an integer")
+    .min(min, `must be between ${min} and ${max}`)
+    .max(max, `must be between ${min} and ${max}`)
+    .openapi({ description: `${description} (${min}-${max}, default ${fallback})`, example: fallback });
+};
+const numericBounds = {
+  memory: routeLimits.memory,
+  timeout: routeLimits.timeout,
+  idle_timeout: routeLimits.idleTimeout,
+  max_concurrency: routeLimits.maxConcurrency,
+};
+
+const Image = z
+  .string({ error: "must be a string" })
+  .min(1, "must not be empty")
+  .max(routeLimits.imageMaxLength, `must be at most ${routeLimits.imageMaxLength} characters`)
+  .regex(
+    routeLimits.imagePattern,
+    "must be a Docker image reference without whitespace, e.g. registry:5000/hello:1.0",
+  )
+  .openapi({ description: "Docker image, with tag", example: "iron/hello:latest" });
+
+const RouteTypeField = z.enum(["sync", "async"], { error: "must be sync or async" }).openapi({
+  description: "`sync` answers with the function's output; `async` queues it and answers 202 (default sync)",
+});
+const FormatField = z
+  .enum(["default", "http"], { error: "must be default or http" })
+  .openapi({ description: "`default`: one container per call; `http`: hot functions (default `default`)" });
+
+/** The original's CLI sends `"true"`/`"false"` as strings; answers always carry a JSON boolean. */
+export const IsPublicField = z
+  .union([z.boolean(), z.enum(["true", "false", "True", "False", "TRUE", "FALSE"])], {
+    error: 'must be a boolean or "true"/"false"',
+  })
+  .transform((value) => (typeof value === "boolean" ? value : value.toLowerCase() === "true"))
+  .openapi({ description: "Public routes are invoked without a token at `/r/{app}{path}` (default false)" });
+
+const Description = z
+  .string({ error: "must be a string" })
+  .max(routeLimits.descriptionMaxLength, `must be at most ${routeLimits.descriptionMaxLength} characters`);
+
+const headersDescription = `Response headers added by the engine: at most ${headerLimits.maxNames} names (${headerLimits.namePattern.source}, stored in canonical form: \`x-foo\` becomes \`X-Foo\`), each with 1-${headerLimits.maxValuesPerName} printable ASCII values.`;
+
+function checkedHeaders<V extends string[] | null>(value: z.ZodType<V>, description: string) {
+  return z
+    .record(z.string(), value, { error: "must be an object of string lists" })
+    .transform((headers, ctx) => {
+      const { headers: canonical, problems } = normaliseHeaders(headers);
+      for (const [key, message] of problems) {
+        ctx.addIssue({ code: "custom", message, path: key ? [key] : [] });
+      }
+      return problems.length > 0 ? z.NEVER : canonical;
+    })
+    .openapi({ description, example: { "Content-Type": ["application/json"] } });
+}
+
+const HeaderValues = z.array(z.string({ error: "must be a string" }), { error: "must be a list of strings" });
+const Headers = checkedHeaders(HeaderValues, headersDescription);
+const HeadersPatch = checkedHeaders(
+  HeaderValues.nullable(),
+  `${headersDescription} In a PATCH, a header given replaces that header's values and null removes it.`,
+);
+
+const common = {
+  image: Image,
+  type: RouteTypeField,
+  format: FormatField,
+  memory: range("memory", "Memory limit in MiB"),
+  timeout: range("timeout", "Seconds a call may run"),
+  idle_timeout: range("idle_timeout", "Seconds an idle hot function (format http) is kept"),
+  max_concurrency: range("max_concurrency", "Hot function containers at once"),
+  is_public: IsPublicField,
+  description: Description.openapi({ description: "Free text (default empty)" }),
+};
+
+export const RouteCreateFields = z
+  .object({
+    path: RoutePathInput,
+    image: common.image,
+    type: common.type.optional(),
+    format: common.format.optional(),
+    memory: common.memory.optional(),
+    timeout: common.timeout.optional(),
+    idle_timeout: common.idle_timeout.optional(),
+    max_concurrency: common.max_concurrency.optional(),
+    headers: Headers.optional(),
+    config: ConfigMap.optional(),
+    is_public: common.is_public.optional(),
+    description: common.description.optional(),
+  })
+  .strict()
+  .openapi("RouteCreate");
+
+export const RouteCreateBody = wrappedOrBare(
+  "route",
+  RouteCreateFields,
+  'The route, wrapped as `{"route": {...}}` (as the original CLI sends it) or bare.',
+);
+
+const immutablePath = z
+  .string({ error: "must be a string" })
+  .optional()
+  .openapi({ description: "Accepted only if it names this route: paths cannot change" });
+
+const updateFields = {
+  path: immutablePath,
+  image: common.image.optional(),
+  type: common.type.optional(),
+  format: common.format.optional(),
+  memory: common.memory.optional(),
+  timeout: common.timeout.optional(),
+  idle_timeout: common.idle_timeout.optional(),
+  max_concurrency: common.max_concurrency.optional(),
+  is_public: common.is_public.optional(),
+  description: common.description.optional(),
+};
+
+export const RoutePutFields = z
+  .object({
+    ...updateFields,
+    headers: Headers.optional().openapi({ description: "Replaces all headers" }),
+    config: ConfigMap.optional().openapi({ description: "Replaces the whole config" }),
+  })
+  .strict()
+  .openapi("RoutePut");
+
+export const RoutePatchFields = z
+  .object({ ...updateFields, headers: HeadersPatch.optional(), config: ConfigPatchMap.optional() })
+  .strict()
+  .openapi("RoutePatch");
+
+export const RoutePutBody = wrappedOrBare(
+  "route",
+  RoutePutFields,
+  'Fields to replace, bare (`{"type": "sync"}`, as the original CLI sends) or wrapped in `{"route": ...}`.',
+);
+export const RoutePatchBody = wrappedOrBare(
+  "route",
+  RoutePatchFields,
+  'Fields to merge, bare or wrapped in `{"route": ...}`; config keys and headers set to null are deleted.',
+);
+
+export const RouteParam = z.string().openapi({
+  param: { name: "route", in: "path" },
+  description:
+    "The route's path without its leading slash; it may span several segments (`a/b` for `/a/b`), sent unencoded as the original CLI does.",
+  example: "hello",
+});
+
+export const appParams = z.object({ project_id: ProjectParam, app: AppParam });
+export const routeParams = z.object({ project_id: ProjectParam, app: AppParam, route: RouteParam });
+
+export const RouteSchema = z
+  .object({
+    path: z.string(),
+    type: z.enum(["sync", "async"]),
+    format: z.enum(["default", "http"]),
+    image: z.string(),
+    is_public: z.boolean(),
+    memory: z.number().int(),
+    timeout: z.number().int(),
+    idle_timeout: z.number().int(),
+    max_concurrency: z.number().int(),
+    headers: z.record(z.string(), z.array(z.string())),
+    config: z.record(z.string(), z.string()),
+    description: z.string(),
+    invoke_url: z.string().openapi({
+      description:
+        "Where to call the function: `{base}/r/{app}{path}` if public, else `{base}/v1/r/{project_id}/{app}{path}`",
+    }),
+    created_at: z.string().openapi({ description: "ISO 8601, UTC" }),
+    updated_at: z.string().openapi({ description: "ISO 8601, UTC" }),
+  })
+  .openapi("Route");
+
+export const RouteEnvelope = z.object({ route: RouteSchema, message: z.string() }).openapi("RouteResponse");
+
+export const RouteList = z
+  .object({
+    routes: z.array(RouteSchema),
+    message: z.string(),
+    next_marker: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as `marker` for the next page; null on the last page" }),
+    next: z.string().nullable().openapi({ description: "URL of the next page; null on the last page" }),
+  })
+  .openapi("RouteList");
