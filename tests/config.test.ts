@@ -98,6 +98,7 @@ describe("serve configuration", () => {
       jwtKey: "k",
       requestTimeoutMs: 2500,
       connectTimeoutMs: 3000,
+      invokeTimeoutMarginMs: 2000,
     });
     const reconcile = loadReconcileConfig({ "db-uri": dbUri }, {});
     expect(reconcile["functions-timeout"]).toBe(10);

@@ -1,5 +1,6 @@
 import { ConfigError, parseFunctionsUrl } from "../../config.ts";
 import type { Logger } from "../../lib/logger.ts";
+import { createIronFunctionsEngine, type IronFunctionsOptions } from "./ironfunctions/index.ts";
 import { createLocalEngine, type LocalEngineOptions } from "./local/index.ts";
 import type { FunctionEngine } from "./types.ts";
 
@@ -7,14 +8,14 @@ export type EngineOptions = {
   logger: Logger;
   /** Environment every local function process starts from (see functionBaseEnv in config). */
   baseEnv: { PATH: string; LANG: string };
-  /** Added to a route's timeout before the HTTP driver stops waiting for the engine. */
-  invokeTimeoutMarginMs: number;
+  /** Settings of the IronFunctions driver (timeouts, JWT key, error hook); the URL comes from `functionsUrl`. */
+  ironFunctions?: Partial<IronFunctionsOptions>;
   /** Tuning of the local runner (queue bounds, log limits); defaults suit development. */
   local?: Omit<LocalEngineOptions, "directory" | "logger" | "baseEnv">;
 };
 
 /**
- * The one place that knows which engine drivers exist: `http(s)://` is IronFunctions,
+ * The one place that knows which engine drivers exist: `http(s)://.../v1` is IronFunctions,
  * `local:<directory>` the local process runner. Everything else sees a FunctionEngine.
  */
 export function createEngine(functionsUrl: string, options: EngineOptions): FunctionEngine {
@@ -32,7 +33,5 @@ export function createEngine(functionsUrl: string, options: EngineOptions): Func
       ...options.local,
     });
   }
-  throw new ConfigError(
-    `--functions-url ${target.url}: the IronFunctions driver is not available in this build yet; use local:<directory>`,
-  );
+  return createIronFunctionsEngine({ ...options.ironFunctions, url: target.url });
 }

@@ -10,7 +10,8 @@ const root = mkdtempSync(join(tmpdir(), "picasso-engine-factory-"));
 writeFileSync(join(root, "a-file"), "");
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const options = { logger: silentLogger, baseEnv: functionBaseEnv({}), invokeTimeoutMarginMs: 2000 };
+const base = { "db-uri": "mysql://root@127.0.0.1/picasso", "keystone-endpoint": "http://127.0.0.1:5000/v3" };
+const options = { logger: silentLogger, baseEnv: functionBaseEnv({}) };
 
 describe("--functions-url", () => {
   it("accepts local:<directory>, relative to the working directory, and makes it absolute", () => {
@@ -20,10 +21,7 @@ describe("--functions-url", () => {
       directory: root,
     });
     expect(parseFunctionsUrl("local:.", root)).toEqual({ kind: "local", directory: root });
-    const config = loadServeConfig(
-      { "db-uri": "mysql://root@127.0.0.1/picasso", "functions-url": `local:${root}` },
-      {},
-    );
+    const config = loadServeConfig({ ...base, "functions-url": `local:${root}` }, {});
     expect(config["functions-url"]).toBe(`local:${root}`);
   });
 
@@ -41,8 +39,7 @@ describe("--functions-url", () => {
     ["ftp://engine/v1", /http\(s\) URL without credentials, or local:<directory>/],
     ["http://user:pw@engine/v1", /without credentials/],
   ])("refuses %s with a config error naming the option", (value, message) => {
-    const attempt = () =>
-      loadServeConfig({ "db-uri": "mysql://root@127.0.0.1/picasso", "functions-url": value }, {});
+    const attempt = () => loadServeConfig({ ...base, "functions-url": value }, {});
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow("--functions-url (FUNCTIONS_URL)");
     expect(attempt).toThrow(message);
@@ -54,6 +51,12 @@ describe("createEngine", () => {
     const engine = createEngine(`local:${root}`, options);
     expect(engine.kind).toBe("local");
     await engine.ping();
+    await engine.close();
+  });
+
+  it("picks the IronFunctions driver for an http(s) URL", async () => {
+    const engine = createEngine("http://127.0.0.1:1/v1", options);
+    expect(engine.kind).toBe("ironfunctions");
     await engine.close();
   });
 

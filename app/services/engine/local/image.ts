@@ -28,7 +28,7 @@ export function executableNameOf(image: string): string {
   const tag = name.indexOf(":");
   if (tag >= 0) name = name.slice(0, tag);
   if (!executableName.test(name)) {
-    throw invalidImage(image, "its last segment must be a file name of letters, digits, '.', '_' or '-'");
+    throw invalidImage(image, "must end in a file name of letters, digits, '.', '_' or '-'");
   }
   return name;
 }
@@ -47,19 +47,19 @@ export async function resolveExecutable(directory: string, image: string): Promi
   } catch {
     throw invalidImage(
       image,
-      `no executable named ${name} in the functions directory (it has: ${await listFunctions(root)})`,
+      `names no function of the functions directory: there is no ${name} (there is: ${await listFunctions(root)})`,
     );
   }
   const inside = relative(root, target);
   if (inside === "" || inside.startsWith(`..${sep}`) || inside === ".." || isAbsolute(inside)) {
-    throw invalidImage(image, `${name} is a link that leads outside the functions directory`);
+    throw invalidImage(image, `resolves outside the functions directory (${name} is a link)`);
   }
   const info = await stat(target);
-  if (!info.isFile()) throw invalidImage(image, `${name} in the functions directory is not a file`);
+  if (!info.isFile()) throw invalidImage(image, `names ${name}, which is not a file`);
   try {
     await access(target, constants.X_OK);
   } catch {
-    throw invalidImage(image, `${name} in the functions directory is not executable (chmod +x it)`);
+    throw invalidImage(image, `names ${name}, which is not executable (chmod +x it)`);
   }
   return target;
 }
@@ -79,5 +79,6 @@ async function listFunctions(root: string): Promise<string> {
 }
 
 function invalidImage(image: string, problem: string): EngineError {
-  return new EngineError("invalid", `Invalid image ${JSON.stringify(image)}: ${problem}`, 400);
+  // Named like the API's validation errors (`field: problem`): management answers 400 with it.
+  return new EngineError("invalid", `image: ${JSON.stringify(image)} ${problem}`, 400);
 }

@@ -69,7 +69,7 @@ export function createLocalEngine(options: LocalEngineOptions): LocalEngine {
     if (route.format === "http") {
       throw new EngineError(
         "invalid",
-        'Invalid format "http": the local function runner runs each call as a fresh process; use format "default"',
+        'format: "http" (hot functions) is not supported by the local function runner, which starts a fresh process per call; use "default"',
         400,
       );
     }
@@ -97,10 +97,12 @@ export function createLocalEngine(options: LocalEngineOptions): LocalEngine {
     const proc = startFunction(file, { env: functionEnvironment(call, baseEnv), cwd: directory });
     processes.add(proc);
     const state: RunState = { timedOut: false };
+    // IronFunctions treats a zero timeout as its default of 30 s; so does the runner.
+    const timeoutSeconds = call.route.timeout > 0 ? call.route.timeout : 30;
     const timer = setTimeout(() => {
       state.timedOut = true;
       proc.kill();
-    }, call.route.timeout * 1000);
+    }, timeoutSeconds * 1000);
     const onAbort = () => proc.kill();
     signal.addEventListener("abort", onAbort, { once: true });
     const exit = proc.exited.then((outcome) => {

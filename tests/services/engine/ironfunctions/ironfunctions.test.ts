@@ -183,12 +183,6 @@ describe("IronFunctions driver: routes", () => {
     expect(error.kind).toBe("rejected");
     expect(error.message).not.toContain("validation failure list");
   });
-
-  it("leaves invocation to the next driver", async () => {
-    const error = await engineErrorOf(engine.invoke({} as never));
-    expect(error.kind).toBe("failed");
-    expect(error.message).toBe("invocation not implemented in this driver yet");
-  });
 });
 
 describe("IronFunctions driver: failures", () => {
