@@ -32,6 +32,7 @@ function appWithRoutes() {
   built.app.get("/v1/:project_id/broken", () => {
     throw new ApiError("engine_error", "engine said no");
   });
+  built.app.all("/probe/:app/:route", (c) => c.text("invoked"));
   return built;
 }
 
@@ -63,8 +64,7 @@ describe("GET /metrics", () => {
     );
     expect((await app.fetch(new Request(`http://x/v1/${project}/things/other`))).status).toBe(200);
     expect((await app.fetch(new Request(`http://x/v1/${project}/broken`))).status).toBe(502);
-    // The real invocation route: an unknown app answers 404, labelled by the route's template.
-    expect((await app.fetch(new Request("http://x/r/myapp/hello", { method: "POST" }))).status).toBe(404);
+    expect((await app.fetch(new Request("http://x/probe/myapp/hello", { method: "POST" }))).status).toBe(200);
     expect((await app.fetch(new Request("http://x/no/such/path/at-all"))).status).toBe(404);
     const text = await scrape(app);
 
@@ -72,7 +72,7 @@ describe("GET /metrics", () => {
       sample(text, "picasso_http_requests_total", { method, route, status_class });
     expect(counted("GET", "/v1/:project_id/things/:thing", "2xx")).toBe(2);
     expect(counted("GET", "/v1/:project_id/broken", "5xx")).toBe(1);
-    expect(counted("POST", "/r/:app/*", "4xx")).toBe(1);
+    expect(counted("POST", "/probe/:app/:route", "2xx")).toBe(1);
     expect(counted("GET", "unmatched", "4xx")).toBe(1);
     expect(
       sample(text, "picasso_http_request_duration_seconds_count", {
