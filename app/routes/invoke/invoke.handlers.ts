@@ -67,6 +67,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
     response = await services.engine.invoke({
       engineApp: target.engineApp,
       appConfig: target.appConfig,
+      requestUrl: clientFacingUrl(url, services.publicUrl),
       route: target.route,
       method,
       path: target.route.path,
@@ -84,6 +85,13 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
   if (isAsync && response.status === 202) return withCallIdHeader(response);
   return response;
+}
+
+/** The URL as the client called it; behind a proxy, on the configured public base URL. */
+function clientFacingUrl(url: string, publicUrl: string | undefined): string {
+  if (!publicUrl) return url;
+  const origin = new URL(url).origin;
+  return `${publicUrl.replace(/\/+$/, "")}${url.slice(origin.length)}`;
 }
 
 function recordInvocation(c: Context<AppEnv>, started: number, outcome: InvocationOutcome) {

@@ -34,6 +34,11 @@ export type EngineCall = {
    * ignore it; the local runner builds the function's environment from it, so it needs no state.
    */
   appConfig: Record<string, string>;
+  /**
+   * The URL the client called (`/r/...` or `/v1/r/...`, on `--public-url` if set), raw path and
+   * query. The local runner hands it to the function as REQUEST_URL; IronFunctions makes its own.
+   */
+  requestUrl?: string;
   route: EngineRoute;
   method: string;
   /** Path below the app, e.g. `/hello/world`; equals `route.path` today. */

@@ -76,7 +76,11 @@ describe("routes API with the local runner", () => {
       expect(response.status).toBe(200);
       return ((await response.json()) as { env: Record<string, string> }).env;
     };
-    expect(await invoke()).toMatchObject({ GREETING: "hello", TARGET: "world" });
+    expect(await invoke()).toMatchObject({
+      GREETING: "hello",
+      TARGET: "world",
+      REQUEST_URL: `http://localhost/v1/r/${project}/${name}/fn`,
+    });
     expect((await call("PUT", `/v1/${project}/apps/${name}`, { config: { GREETING: "hi" } })).status).toBe(
       200,
     );
@@ -84,5 +88,16 @@ describe("routes API with the local runner", () => {
       (await call("PATCH", `/v1/${project}/apps/${name}/routes/fn`, { config: { TARGET: "moon" } })).status,
     ).toBe(200);
     expect(await invoke()).toMatchObject({ GREETING: "hi", TARGET: "moon" });
+  });
+
+  it("tells the function its URL on --public-url when Picasso sits behind a proxy", async () => {
+    const { project, name } = await newApp();
+    await call("POST", `/v1/${project}/apps/${name}/routes`, {
+      route: { path: "/fn", image: "env", is_public: true },
+    });
+    const proxied = testApp(database, { engine, publicUrl: "https://faas.example.org/" }).app;
+    const response = await proxied.request(`/r/${name}/fn?q=%2F`, { method: "POST" });
+    const { env } = (await response.json()) as { env: Record<string, string> };
+    expect(env.REQUEST_URL).toBe(`https://faas.example.org/r/${name}/fn?q=%2F`);
   });
 });

@@ -39,10 +39,12 @@ export function functionEnvironment(call: EngineCall, base: BaseEnvironment): Re
 }
 
 /**
- * The URL the engine would have been called with: `http://host/r/{engine app}{path}?{query}`.
- * (IronFunctions itself writes `http//host...`, without the colon; functions get a real URL here.)
+ * A URL that reaches this function: the one the client called (public or private form), else the
+ * engine-style `http://host/r/{engine app}{path}?{query}`. IronFunctions writes `http//host...`,
+ * without the colon, and its own app name; functions get a real URL here.
  */
 export function requestUrl(call: EngineCall): string {
+  if (call.requestUrl) return call.requestUrl;
   const host = call.headers.get("host") || "localhost";
   return `http://${host}/r/${call.engineApp}${call.path}${call.query ? `?${call.query}` : ""}`;
 }

@@ -49,7 +49,7 @@ async function publicRoute(route: EngineRoute): Promise<string> {
     id: appId,
     projectId,
     name,
-    engineName: name,
+    engineName: `pc-${appId.slice(0, 27)}`,
     description: "",
     config: { GREETING: "hi" },
   });
@@ -145,12 +145,16 @@ describe("local runner behind the gateway", () => {
     expect(readFileSync(recordFile, "utf8")).toBe("payload");
   });
 
-  it("passes app config into the environment", async () => {
+  it("passes app config and the URL the client called into the environment", async () => {
     const url = await publicRoute(testRoute("env"));
-    const response = await fetch(`${url}?x=1`, { method: "POST", headers: { "X-Auth-Token": "secret" } });
+    const response = await fetch(`${url}?x=1&y=%20z`, {
+      method: "POST",
+      headers: { "X-Auth-Token": "secret" },
+    });
     const { env } = (await response.json()) as { env: Record<string, string> };
     expect(env.GREETING).toBe("hi");
-    expect(env.REQUEST_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/r\/app-[0-9a-f]+\/fn\?x=1$/);
+    // The URL the client called, which reaches the function again: the tenant's app name, not the engine's.
+    expect(env.REQUEST_URL).toBe(`${url}?x=1&y=%20z`);
     expect(env).not.toHaveProperty("HEADER_X_AUTH_TOKEN");
   });
 });
