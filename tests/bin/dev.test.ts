@@ -1,8 +1,10 @@
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { exampleFunctionsDir, loadDevConfig } from "../../app/config.ts";
+import { devBanner } from "../../bin/commands/dev.ts";
 import { freePort, runCli, waitForHttp } from "../support/cli.ts";
 import { scratchDatabase } from "../support/db.ts";
 import { eventually } from "../support/processes.ts";
@@ -47,6 +49,27 @@ describe("picasso-api dev: configuration", () => {
   });
 });
 
+const curlLines = (text: string) =>
+  text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith("curl "))
+    .map((line) => line.replace(/\s+#.*$/, ""));
+
+describe("picasso-api dev: the README", () => {
+  it("shows in its quick start exactly the commands dev prints", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const quickStart = readme.slice(
+      readme.indexOf("## Quick start"),
+      readme.indexOf("\n## ", readme.indexOf("## Quick start") + 1),
+    );
+    expect(quickStart).toContain("npm ci && npx picasso-api dev");
+    const printed = curlLines(devBanner({ host: "127.0.0.1", port: 10001, config: loadDevConfig({}, {}) }));
+    expect(printed).toHaveLength(4);
+    expect(curlLines(quickStart)).toEqual(printed);
+  });
+});
+
 describe("picasso-api dev, as a newcomer runs it", () => {
   it("creates and migrates its database, and the commands it prints work as printed", async () => {
     const scratch = await scratchDatabase();
@@ -66,10 +89,7 @@ describe("picasso-api dev, as a newcomer runs it", () => {
     expect(output).toMatch(/Functions: +aodh-alarm, echo, hello/);
     expect((await fetch(`${base}/api`)).status).toBe(200);
 
-    const commands = output
-      .split("\n")
-      .map((line) => line.trim())
-      .filter((line) => line.startsWith("curl "));
+    const commands = curlLines(output);
     expect(commands).toHaveLength(4);
     const results: string[] = [];
     for (const command of commands) {
