@@ -7,6 +7,7 @@ import { createNoAuthAuthenticator } from "../../../app/services/noauth/index.ts
 import { fixtures } from "../../services/engine/local/support.ts";
 import { testApp } from "../../support/app.ts";
 import { freshId, openTestDatabase } from "../../support/db.ts";
+import { eventually } from "../../support/processes.ts";
 
 // The management API over the local runner: what the runner refuses is a 400 naming the field,
 // and nothing is stored; what it accepts runs with the config management stored.
@@ -100,4 +101,31 @@ describe("routes API with the local runner", () => {
     const { env } = (await response.json()) as { env: Record<string, string> };
     expect(env.REQUEST_URL).toBe(`https://faas.example.org/r/${name}/fn?q=%2F`);
   });
+
+  it.each([["sync"], ["async"]])(
+    "answers 413 when a %s call's streamed body passes the limit, and no process is left",
+    async (type) => {
+      const { project, name } = await newApp();
+      await call("POST", `/v1/${project}/apps/${name}/routes`, {
+        route: { path: "/fn", image: "hold", type, is_public: true },
+      });
+      const small = testApp(database, { engine, invocation: { maxBodyBytes: 16 } }).app;
+      const chunks = ["0123456789", "0123456789", "0123456789"];
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const next = chunks.shift();
+          if (next === undefined) controller.close();
+          else controller.enqueue(new TextEncoder().encode(next));
+        },
+      });
+      const response = await small.request(`/r/${name}/fn`, {
+        method: "POST",
+        body,
+        duplex: "half",
+      } as RequestInit);
+      expect(response.status).toBe(413);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
+      await eventually(() => engine.activity().processes === 0, "no function process left");
+    },
+  );
 });

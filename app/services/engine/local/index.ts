@@ -94,7 +94,14 @@ export function createLocalEngine(options: LocalEngineOptions): LocalEngine {
     log: Logger,
     signal: AbortSignal,
   ): Launched {
-    const proc = startFunction(file, { env: functionEnvironment(call, baseEnv), cwd: directory });
+    let proc: FunctionProcess;
+    try {
+      proc = startFunction(file, { env: functionEnvironment(call, baseEnv), cwd: directory });
+    } catch (error) {
+      // spawn() refused synchronously: the slot must not stay taken.
+      release();
+      throw error;
+    }
     processes.add(proc);
     const state: RunState = { timedOut: false };
     // IronFunctions treats a zero timeout as its default of 30 s; so does the runner.
@@ -192,13 +199,16 @@ export function createLocalEngine(options: LocalEngineOptions): LocalEngine {
       body: payload ? singleChunk(payload) : null,
       signal: shutdown.signal,
     };
-    slot.then(
-      (release) => runInBackground(queued, file, release, callLog),
-      (error: unknown) =>
-        callLog.warn("async call dropped before it ran", {
-          reason: error instanceof Error ? error.message : String(error),
-        }),
-    );
+    slot
+      .then(
+        (release) => runInBackground(queued, file, release, callLog),
+        (error: unknown) =>
+          callLog.warn("async call dropped before it ran", {
+            reason: error instanceof Error ? error.message : String(error),
+          }),
+      )
+      // Nobody awaits a background call: a failure must end in the log, not as an unhandled rejection.
+      .catch((error: unknown) => callLog.error("async call failed to run", { error }));
     return new Response(JSON.stringify({ call_id: callId }), {
       status: 202,
       headers: { "content-type": "application/json" },
