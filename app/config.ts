@@ -3,6 +3,9 @@
  * environment variable, default and description; the CLI builds its arguments from the same table,
  * and one zod schema validates the merged result (flag beats env beats default).
  */
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
 export type OptionSpec = {
@@ -108,7 +111,8 @@ export const serveOptions = {
   "functions-url": {
     env: "FUNCTIONS_URL",
     default: "http://localhost:8080/v1",
-    description: "IronFunctions API URL (http(s)://host:port/v1).",
+    description:
+      "Function engine: IronFunctions API URL (http(s)://host:port/v1), or local:<directory> to run functions as local processes (development).",
   },
   "functions-jwt-key": {
     env: "FUNCTIONS_JWT_KEY",
@@ -202,6 +206,36 @@ export const migrateOptions = {
   "log-format": serveOptions["log-format"],
 } satisfies Record<string, OptionSpec>;
 
+/** The functions shipped with Picasso, found from the package, whatever the working directory. */
+export const exampleFunctionsDir = fileURLToPath(new URL("../examples/functions", import.meta.url));
+
+/**
+ * `picasso-api dev`: a fixed, local setup. It reads no serve variable but PICASSO_DB, so a shell
+ * prepared for `serve` cannot point it at another engine or bind it elsewhere by accident.
+ */
+export const devOptions = {
+  host: {
+    default: "127.0.0.1",
+    description: "Bind address. Anything but loopback needs --allow-insecure-noauth: dev checks no token.",
+  },
+  port: { default: "10001", description: "Bind port." },
+  "db-uri": {
+    env: "PICASSO_DB",
+    default: "mysql://root@127.0.0.1:3306/picasso_dev",
+    description: "Database, created and migrated if needed.",
+  },
+  "functions-url": {
+    default: `local:${exampleFunctionsDir}`,
+    description: "Function engine; default: the local runner over Picasso's examples/functions.",
+  },
+  "log-level": { default: "INFO", description: "Log level: DEBUG shows function stderr." },
+  "allow-insecure-noauth": {
+    boolean: true,
+    description:
+      "Serve without authentication on a non-loopback --host (anyone reaching it owns every project).",
+  },
+} satisfies Record<string, OptionSpec>;
+
 export const reconcileOptions = {
   "db-uri": serveOptions["db-uri"],
   "functions-url": serveOptions["functions-url"],
@@ -261,6 +295,67 @@ const httpUrl = z
     }
   }, "must be an http(s) URL without credentials")
   .transform((value) => value.replace(/\/+$/, ""));
+
+export type FunctionsTarget = { kind: "http"; url: string } | { kind: "local"; directory: string };
+
+/**
+ * `--functions-url` picks the engine: `http(s)://...` is IronFunctions, `local:<directory>` the
+ * local runner over an existing directory (relative to `cwd`). Throws with the reason.
+ */
+export function parseFunctionsUrl(raw: string, cwd: string = process.cwd()): FunctionsTarget {
+  const value = raw.trim();
+  if (/^local:/i.test(value)) {
+    const given = value.slice("local:".length);
+    if (given === "") throw new Error("local: must name a directory, e.g. local:./functions");
+    const directory = resolve(cwd, given);
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(directory).isDirectory();
+    } catch {
+      throw new Error(`the functions directory ${directory} does not exist`);
+    }
+    if (!isDirectory) throw new Error(`${directory} is not a directory`);
+    return { kind: "local", directory };
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error("must be an http(s) URL without credentials, or local:<directory>");
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
+    throw new Error("must be an http(s) URL without credentials, or local:<directory>");
+  }
+  const trimmed = value.replace(/\/+$/, "");
+  if (!new URL(trimmed).pathname.endsWith("/v1")) {
+    throw new Error(
+      "must be the IronFunctions API URL ending in /v1, e.g. http://localhost:8080/v1, or local:<directory>",
+    );
+  }
+  return { kind: "http", url: trimmed };
+}
+
+/** `local:` directories come out absolute, so the engine never depends on a later cwd. */
+const functionsUrl = z.string().transform((value, ctx) => {
+  try {
+    const target = parseFunctionsUrl(value);
+    return target.kind === "local" ? `local:${target.directory}` : target.url;
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * The only part of Picasso's environment function processes get: enough to find interpreters
+ * (`#!/usr/bin/env node`) and decode text. Everything else (secrets included) stays out.
+ */
+export function functionBaseEnv(env: Record<string, string | undefined> = process.env): {
+  PATH: string;
+  LANG: string;
+} {
+  return { PATH: env.PATH || "/usr/local/bin:/usr/bin:/bin", LANG: env.LANG || "C.UTF-8" };
+}
 
 const logLevel = z
   .string()
@@ -380,10 +475,7 @@ const serveConfigFields = z.object({
   "reader-role": roleName,
   "member-role": roleName,
   "admin-role": roleName,
-  "functions-url": httpUrl.refine(
-    (value) => new URL(value).pathname.endsWith("/v1"),
-    "must be the IronFunctions API URL ending in /v1, e.g. http://localhost:8080/v1",
-  ),
+  "functions-url": functionsUrl,
   "functions-jwt-key": z.string().min(1, "must not be empty").optional(),
   "functions-timeout": z.coerce
     .number({ error: "must be a number of seconds" })
@@ -526,6 +618,28 @@ export function parseOptions<S extends z.ZodType>(
 
 export const loadServeConfig = (flags: FlagValues, env?: Record<string, string | undefined>) =>
   parseOptions(serveConfigSchema, serveOptions, flags, env);
+
+/**
+ * The serve configuration `dev` runs with: its own options and defaults, authentication `noauth`,
+ * every other serve option at its default (serve's environment variables are not read).
+ */
+export function loadDevConfig(
+  flags: FlagValues,
+  env: Record<string, string | undefined> = process.env,
+): ServeConfig {
+  const specs: Record<string, OptionSpec> = { ...serveOptions, ...devOptions };
+  const devEnv: Record<string, string | undefined> = {};
+  for (const spec of Object.values(devOptions) as OptionSpec[]) {
+    if (spec.env) devEnv[spec.env] = env[spec.env];
+  }
+  const onlyDevVariables = Object.fromEntries(
+    Object.entries(specs).map(([name, spec]) => [
+      name,
+      devEnv[spec.env ?? ""] === undefined ? { ...spec, env: undefined } : spec,
+    ]),
+  );
+  return parseOptions(serveConfigSchema, onlyDevVariables, { ...flags, "auth-strategy": "noauth" }, devEnv);
+}
 
 export const loadMigrateConfig = (flags: FlagValues, env?: Record<string, string | undefined>) =>
   parseOptions(migrateConfigSchema, migrateOptions, flags, env);

@@ -60,7 +60,10 @@ describe("serve configuration", () => {
     [{ port: "abc" }, "--port (PICASSO_PORT): must be a port number"],
     [{ port: "70000" }, "--port (PICASSO_PORT): must be between 0 and 65535"],
     [{ "log-level": "LOUD" }, "--log-level (PICASSO_LOG_LEVEL)"],
-    [{ "functions-url": "ftp://engine/v1" }, "--functions-url (FUNCTIONS_URL): must be an http(s) URL"],
+    [
+      { "functions-url": "ftp://engine/v1" },
+      "--functions-url (FUNCTIONS_URL): must be an http(s) URL without credentials, or local:<directory>",
+    ],
     [
       { "functions-url": "http://engine:8080" },
       "--functions-url (FUNCTIONS_URL): must be the IronFunctions API URL ending in /v1",

@@ -18,6 +18,8 @@ export const errorStatuses = {
   too_many_requests: 429,
   request_header_fields_too_large: 431,
   internal_error: 500,
+  /** The tenant's function failed (non-zero exit, missing executable): its fault, not Picasso's. */
+  function_error: 500,
   engine_error: 502,
   bad_gateway: 502,
   service_unavailable: 503,

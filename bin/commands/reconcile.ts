@@ -1,12 +1,13 @@
 import { defineCommand } from "citty";
 import {
   engineOptions,
+  functionBaseEnv,
   loadReconcileConfig,
   type ReconcileConfig,
   reconcileOptions,
 } from "../../app/config.ts";
 import { createLogger, createLogSink } from "../../app/lib/logger.ts";
-import { createIronFunctionsEngine } from "../../app/services/engine/ironfunctions/index.ts";
+import { createEngine } from "../../app/services/engine/index.ts";
 import { describeDrift, findDrift, fixDrift } from "../../app/services/reconcile/index.ts";
 import { createDatabase } from "../../db/client.ts";
 import { checkSchema } from "../../db/migrate.ts";
@@ -28,7 +29,11 @@ export async function reconcileWith(
   const sink = createLogSink(config["log-file"]);
   const logger = createLogger({ level: config["log-level"], format: config["log-format"], sink });
   const database = createDatabase(config["db-uri"], { connectionLimit: 2 });
-  const engine = createIronFunctionsEngine(engineOptions(config));
+  const engine = createEngine(config["functions-url"], {
+    logger,
+    baseEnv: functionBaseEnv(),
+    ironFunctions: engineOptions(config),
+  });
   try {
     const schema = await checkSchema(database.pool);
     if (schema.state !== "current" && schema.state !== "ahead") {

@@ -2,16 +2,18 @@ import { defineCommand } from "citty";
 import { createApp } from "../../app/app.ts";
 import {
   engineOptions,
+  functionBaseEnv,
   loadServeConfig,
   redactUri,
   type ServeConfig,
   serveOptions,
 } from "../../app/config.ts";
-import { createLogger, createLogSink } from "../../app/lib/logger.ts";
+import { createLogger, createLogSink, type Logger } from "../../app/lib/logger.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
 import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
-import { createIronFunctionsEngine } from "../../app/services/engine/ironfunctions/index.ts";
+import { createEngine } from "../../app/services/engine/index.ts";
+import type { FunctionEngine } from "../../app/services/engine/types.ts";
 import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
@@ -24,12 +26,22 @@ import { exitWithError } from "../fail.ts";
 
 export const serveArgs = cliArgs(serveOptions);
 
-export async function serveWith(config: ServeConfig): Promise<void> {
+/** Where `dev` (and any other way of running the service) differs from plain `serve`. */
+export type ServeHooks = {
+  /** Runs before the schema check; `dev` creates and migrates its database here. */
+  prepareDatabase?: (uri: string, logger: Logger) => Promise<void>;
+  /** Runs once the server listens, with the port actually bound. */
+  onListening?: (address: { host: string; port: number }) => void;
+};
+
+/** Builds the services from `config`, listens, and stops cleanly on SIGTERM/SIGINT. */
+export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Promise<void> {
   const sink = createLogSink(config["log-file"]);
   const logger = createLogger({ level: config["log-level"], format: config["log-format"], sink });
   const database = createDatabase(config["db-uri"]);
 
   try {
+    await hooks.prepareDatabase?.(config["db-uri"], logger);
     const schema = await checkSchema(database.pool);
     if (schema.state === "missing" || schema.state === "behind") {
       throw new Error(
@@ -54,6 +66,24 @@ export async function serveWith(config: ServeConfig): Promise<void> {
   const metrics = createMetrics({ processMetrics: true, version });
   observeDatabasePool(metrics, database.pool);
 
+  let engine: FunctionEngine;
+  try {
+    engine = createEngine(config["functions-url"], {
+      logger,
+      baseEnv: functionBaseEnv(),
+      ironFunctions: {
+        ...engineOptions(config),
+        onError: (error) => metrics.engineErrors.inc({ kind: error.kind }),
+      },
+    });
+  } catch (error) {
+    await database.close().catch(() => {});
+    logger.error("cannot start", { error: (error as Error).message });
+    await sink.close();
+    exitWithError(error);
+  }
+  logger.info("function engine", { kind: engine.kind, functions_url: config["functions-url"] });
+
   const authenticator = authenticatorFromConfig(config, logger, metrics);
   void authenticator.warmUp?.();
   const services: AppServices = {
@@ -61,10 +91,7 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     logger,
     authenticator,
     roleNames: roleNamesFromConfig(config),
-    engine: createIronFunctionsEngine({
-      ...engineOptions(config),
-      onError: (error) => metrics.engineErrors.inc({ kind: error.kind }),
-    }),
+    engine,
     publicUrl: config["public-url"],
     routeLookup: createRouteLookup(database.db, {
       ttlMs: config["route-cache-ttl"] * 1000,
@@ -96,6 +123,7 @@ export async function serveWith(config: ServeConfig): Promise<void> {
     exitWithError(`cannot listen on ${config.host}:${config.port}: ${error.message}`),
   );
   logger.info("picasso-api listening", { host: config.host, port: running.port });
+  hooks.onListening?.({ host: config.host, port: running.port });
 
   let stopping = false;
   // A second signal ends the --shutdown-delay early (an operator pressing Ctrl-C twice).
@@ -112,9 +140,9 @@ export async function serveWith(config: ServeConfig): Promise<void> {
       endDelay: endDelay.signal,
     });
     await authenticator.close?.().catch(() => {});
-    await services.engine
+    await engine
       .close()
-      .catch((error: Error) => logger.warn("closing the engine client failed", { error: error.message }));
+      .catch((error: Error) => logger.warn("closing the function engine failed", { error: error.message }));
     await database
       .close()
       .catch((error: Error) => logger.warn("closing the pool failed", { error: error.message }));

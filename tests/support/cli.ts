@@ -24,8 +24,13 @@ export type CliProcess = {
 };
 
 /** Runs `picasso-api` as a user would, with a clean environment plus `env`. */
-export function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { cwd?: string } = {},
+): CliProcess {
   const child = spawn(process.execPath, [cliPath, ...args], {
+    cwd: options.cwd,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

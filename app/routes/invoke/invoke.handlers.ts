@@ -74,6 +74,8 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   try {
     response = await services.engine.invoke({
       engineApp: target.engineApp,
+      appConfig: target.appConfig,
+      requestUrl: clientFacingUrl(url, services.publicUrl),
       route: target.route,
       method,
       path: target.route.path,
@@ -136,6 +138,8 @@ async function forwardStreaming(
     await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
       {
         engineApp: target.engineApp,
+        appConfig: target.appConfig,
+        requestUrl: clientFacingUrl(url, c.var.services.publicUrl),
         route: target.route,
         method,
         path: target.route.path,
@@ -169,6 +173,13 @@ async function forwardStreaming(
   }
   recordInvocation(c, started, status >= 500 ? "function_error" : "success");
   return alreadySent(status);
+}
+
+/** The URL as the client called it; behind a proxy, on the configured public base URL. */
+function clientFacingUrl(url: string, publicUrl: string | undefined): string {
+  if (!publicUrl) return url;
+  const origin = new URL(url).origin;
+  return `${publicUrl.replace(/\/+$/, "")}${url.slice(origin.length)}`;
 }
 
 function recordInvocation(c: Context<AppEnv>, started: number, outcome: InvocationOutcome) {

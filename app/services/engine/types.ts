@@ -31,6 +31,16 @@ export type EngineRoute = {
 /** One invocation, as the gateway hands it over; the body is never buffered on the way. */
 export type EngineCall = {
   engineApp: string;
+  /**
+   * The app's config as Picasso stores it. Engines that keep their own copy (IronFunctions)
+   * ignore it; the local runner builds the function's environment from it, so it needs no state.
+   */
+  appConfig: Record<string, string>;
+  /**
+   * The URL the client called (`/r/...` or `/v1/r/...`, on `--public-url` if set), raw path and
+   * query. The local runner hands it to the function as REQUEST_URL; IronFunctions makes its own.
+   */
+  requestUrl?: string;
   route: EngineRoute;
   method: string;
   /** Path below the app, e.g. `/hello/world`; equals `route.path` today. */
@@ -98,6 +108,12 @@ export type EngineErrorKind =
   | "failed"
   /** The engine refused the request as invalid (a gateway bug or drift; 502 with its message). */
   | "rejected"
+  /**
+   * The tenant's input cannot work on this engine (e.g. the local runner refuses an `image` that
+   * escapes its functions directory): management answers 400 with the driver's message, which
+   * names the field. Nothing was changed on the engine.
+   */
+  | "invalid"
   | "not_found"
   | "conflict";
 

@@ -31,6 +31,9 @@ export function engineFailure(error: EngineError): ApiError {
       });
     case "timeout":
       return new ApiError("gateway_timeout", `Function engine timed out: ${error.message}`, { cause: error });
+    case "invalid":
+      // The tenant's input cannot run on this engine; the driver's message names the field.
+      return new ApiError("validation_failed", `Invalid json: ${error.message}`, { cause: error });
     default:
       return new ApiError("engine_error", `Function engine error: ${error.message}`, { cause: error });
   }

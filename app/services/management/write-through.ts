@@ -63,10 +63,14 @@ function neverSent(error: EngineError): boolean {
 }
 
 async function runUndo(log: Logger, undo: () => Promise<void>, reason: unknown): Promise<void> {
-  // A conflict means the engine already had the object before this call: not ours to remove.
-  // Anything else may have changed the engine (a timeout, a lost connection, the second of two
+  // A conflict means the engine already had the object before this call: not ours to remove;
+  // an invalid input was refused before the engine changed anything. Anything else may have changed the engine (a timeout, a lost connection, the second of two
   // PATCHes failing), and every undo is safe to run against an engine that changed nothing.
-  if (reason instanceof EngineError && (reason.kind === "conflict" || neverSent(reason))) return;
+  if (
+    reason instanceof EngineError &&
+    (reason.kind === "conflict" || reason.kind === "invalid" || neverSent(reason))
+  )
+    return;
   try {
     await undo();
   } catch (error) {

@@ -12,6 +12,7 @@ export const engineErrorKinds = [
   "timeout",
   "failed",
   "rejected",
+  "invalid",
   "not_found",
   "conflict",
 ] as const satisfies readonly EngineErrorKind[];

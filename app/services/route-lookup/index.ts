@@ -9,6 +9,7 @@ export type InvokeTarget = {
   projectId: string;
   appName: string;
   engineApp: string;
+  appConfig: Record<string, string>;
   isPublic: boolean;
   route: EngineRoute;
 };
@@ -65,6 +66,7 @@ async function queryTarget(db: Database, appName: string, path: string): Promise
       projectId: apps.projectId,
       appName: apps.name,
       engineApp: apps.engineName,
+      appConfig: apps.config,
       route: routes,
     })
     .from(routes)
@@ -78,6 +80,7 @@ async function queryTarget(db: Database, appName: string, path: string): Promise
     projectId: row.projectId,
     appName: row.appName,
     engineApp: row.engineApp,
+    appConfig: row.appConfig,
     isPublic: route.isPublic,
     route: {
       path: route.path,
