@@ -42,14 +42,14 @@ export function createApp(services: AppServices) {
   app.onError(function answerError(error, c) {
     if (error instanceof HTTPException) {
       const apiError = toApiError(error);
-      const log = c.var.log ?? services.logger;
+      const log = c.get("log") ?? services.logger;
       if (apiError.status >= 500)
         log.warn("request failed", { code: apiError.code, error: apiError.message });
       const headers = error instanceof ApiError ? error.headers : {};
       return c.json(errorBody(apiError.code, apiError.message), apiError.status, headers);
     }
     // Anything else is a bug: log it whole, tell the client only that it happened.
-    (c.var.log ?? services.logger).error("unhandled error", { error });
+    (c.get("log") ?? services.logger).error("unhandled error", { error });
     return c.json(errorBody("internal_error", "Internal server error"), 500);
   });
 

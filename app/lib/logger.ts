@@ -118,10 +118,16 @@ export function createLogger(options: LoggerOptions): Logger {
   return wrap(consola, {});
 }
 
+const methodLevels = { trace: 5, debug: 4, info: 3, warn: 1, error: 0 } as const;
+const ignore = () => {};
+
 function wrap(consola: ConsolaInstance, bound: LogFields): Logger {
-  const emit =
-    (method: "trace" | "debug" | "info" | "warn" | "error") => (message: string, fields?: LogFields) =>
-      consola[method](message, fields ? { ...bound, ...fields } : bound);
+  // Levels below the configured one cost nothing: the hot path logs at INFO and DEBUG per request.
+  const emit = (method: keyof typeof methodLevels) =>
+    methodLevels[method] > consola.level
+      ? ignore
+      : (message: string, fields?: LogFields) =>
+          consola[method](message, fields ? { ...bound, ...fields } : bound);
   return {
     trace: emit("trace"),
     debug: emit("debug"),

@@ -12,7 +12,7 @@ export function accessLog() {
     // Load balancers and Prometheus poll these every few seconds; at INFO they would drown the
     // requests that matter. Failures (503 while draining) stay visible.
     const routine = probePaths.has(c.req.path) && c.res.status < 400;
-    c.var.log[routine ? "debug" : "info"]("request", {
+    c.get("log")[routine ? "debug" : "info"]("request", {
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,

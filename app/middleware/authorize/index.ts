@@ -8,7 +8,7 @@ export type Action = "read" | "write";
 
 /**
  * Authenticates the request's token and checks it may perform `action` on the `{project_id}` in
- * the path: scoped to that project with a sufficient role, or admin. Sets `c.var.identity` and
+ * the path: scoped to that project with a sufficient role, or admin. Sets `c.get("identity")` and
  * adds `user_id`/`project_id` to the request's logger.
  *
  * 401 (with `WWW-Authenticate`) for a missing, malformed, expired or revoked token; 503 when
@@ -21,7 +21,7 @@ export type Action = "read" | "write";
  */
 export function authorize(action: Action | ((method: string) => Action) = methodAction) {
   return createMiddleware<AppEnv>(async function authorizeMiddleware(c, next) {
-    const { authenticator, roleNames } = c.var.services;
+    const { authenticator, roleNames } = c.get("services");
     const projectId = c.req.param("project_id");
     let identity: Identity;
     try {
@@ -35,7 +35,7 @@ export function authorize(action: Action | ((method: string) => Action) = method
       throw error;
     }
     c.set("identity", identity);
-    c.set("log", c.var.log.child({ user_id: identity.userId, project_id: identity.projectId }));
+    c.set("log", c.get("log").child({ user_id: identity.userId, project_id: identity.projectId }));
 
     const needed = typeof action === "function" ? action(c.req.method) : action;
     const refusal = checkAccess(identity, projectId, needed, roleNames);

@@ -35,7 +35,7 @@ export function httpMetrics() {
       route: routeTemplate(c),
       status_class: statusClass(c.res.status),
     };
-    const { metrics } = c.var.services;
+    const { metrics } = c.get("services");
     metrics.httpRequests.inc(labels);
     metrics.httpRequestDuration.observe(labels, seconds);
   });

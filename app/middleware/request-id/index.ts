@@ -19,7 +19,7 @@ export function requestId() {
     const incoming = c.req.header(requestIdHeader);
     const id = isWellFormedRequestId(incoming) ? incoming : `req-${randomUUID()}`;
     c.set("requestId", id);
-    c.set("log", c.var.services.logger.child({ request_id: id }));
+    c.set("log", c.get("services").logger.child({ request_id: id }));
     await next();
     // A response already written to the socket carries the id itself; touching it would make
     // Hono copy it into a new Response that node-server would then try to send again.

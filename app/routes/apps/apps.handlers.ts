@@ -28,7 +28,7 @@ export function presentApp(row: AppRow) {
 
 /** Where links point: the configured public URL behind a proxy, else the request's own origin. */
 export function baseUrl(c: Context<AppEnv>): string {
-  return (c.var.services.publicUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
+  return (c.get("services").publicUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
 }
 
 export function pageOf(query: { limit?: number; marker?: string }) {
@@ -60,7 +60,7 @@ function checkName(given: string | undefined, current: string) {
 export const listApps: RouteHandler<typeof listAppsRoute, AppEnv> = async (c) => {
   const { project_id } = c.req.valid("param");
   const page = pageOf(c.req.valid("query"));
-  const result = await appsService.listApps(c.var.services, project_id, page);
+  const result = await appsService.listApps(c.get("services"), project_id, page);
   return c.json(
     {
       apps: result.apps.map(presentApp),
@@ -75,14 +75,14 @@ export const listApps: RouteHandler<typeof listAppsRoute, AppEnv> = async (c) =>
 export const createApp: RouteHandler<typeof createAppRoute, AppEnv> = async (c) => {
   const { project_id } = c.req.valid("param");
   const body = c.req.valid("json");
-  const row = await appsService.createApp(c.var.services, project_id, body);
-  c.var.log.info("app created", { app: row.name, engine_app: row.engineName });
+  const row = await appsService.createApp(c.get("services"), project_id, body);
+  c.get("log").info("app created", { app: row.name, engine_app: row.engineName });
   return c.json({ app: presentApp(row), message: "App successfully created" }, 200);
 };
 
 export const showApp: RouteHandler<typeof showAppRoute, AppEnv> = async (c) => {
   const { project_id, app } = c.req.valid("param");
-  const row = await appsService.findApp(c.var.services.db, project_id, app);
+  const row = await appsService.findApp(c.get("services").db, project_id, app);
   return c.json({ app: presentApp(row), message: "Successfully loaded app" }, 200);
 };
 
@@ -90,7 +90,7 @@ export const putApp: RouteHandler<typeof putAppRoute, AppEnv> = async (c) => {
   const { project_id, app } = c.req.valid("param");
   const body = c.req.valid("json");
   checkName(body.name, app);
-  const row = await appsService.updateApp(c.var.services, project_id, app, {
+  const row = await appsService.updateApp(c.get("services"), project_id, app, {
     config: body.config,
     description: body.description,
   });
@@ -101,7 +101,7 @@ export const patchApp: RouteHandler<typeof patchAppRoute, AppEnv> = async (c) =>
   const { project_id, app } = c.req.valid("param");
   const body = c.req.valid("json");
   checkName(body.name, app);
-  const row = await appsService.updateApp(c.var.services, project_id, app, {
+  const row = await appsService.updateApp(c.get("services"), project_id, app, {
     configPatch: body.config,
     description: body.description,
   });
@@ -110,7 +110,7 @@ export const patchApp: RouteHandler<typeof patchAppRoute, AppEnv> = async (c) =>
 
 export const deleteApp: RouteHandler<typeof deleteAppRoute, AppEnv> = async (c) => {
   const { project_id, app } = c.req.valid("param");
-  await appsService.deleteApp(c.var.services, project_id, app);
-  c.var.log.info("app deleted", { app });
+  await appsService.deleteApp(c.get("services"), project_id, app);
+  c.get("log").info("app deleted", { app });
   return c.json({ message: "App successfully deleted" }, 200);
 };

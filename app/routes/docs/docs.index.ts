@@ -35,7 +35,7 @@ export function registerDocs(app: AppRouter, info: { version: string }) {
   app.get(legacyOpenApiPath, serveDocument);
   app.get("/api", swaggerUI({ url: openApiPath, baseUrl: assetsBase, title: "Picasso API" }));
   app.get(`${assetsBase}/swagger-ui-dist/:file`, async (c) => {
-    const asset = await c.var.services.assets?.(c.req.param("file"));
+    const asset = await c.get("services").assets?.(c.req.param("file"));
     if (!asset) return c.notFound();
     return c.body(asset.body as Uint8Array<ArrayBuffer>, 200, {
       "content-type": asset.contentType,

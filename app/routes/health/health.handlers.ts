@@ -8,7 +8,7 @@ const noStore = { "cache-control": "no-store" };
 /** Plain answers read only process state, so load balancers may poll them as often as they like. */
 export function healthcheck(probe: ReadinessProbe): RouteHandler<HealthcheckRoute, AppEnv> {
   return async function healthcheckHandler(c) {
-    const { draining } = c.var.services.lifecycle;
+    const { draining } = c.get("services").lifecycle;
     const detailed = c.req.valid("query").detailed;
     if (detailed !== "1" && detailed !== "true" && detailed !== "yes") {
       return draining ? c.text("DRAINING", 503, noStore) : c.text("OK", 200, noStore);

@@ -25,7 +25,7 @@ export function routePathFrom(requestPath: string, prefixLength: number): string
 export async function invokePublic(c: Context<AppEnv>) {
   const appName = c.req.param("app") ?? "";
   const path = routePathFrom(c.req.path, "/r/".length + appName.length);
-  const target = path ? await c.var.services.routeLookup.find(appName, path) : null;
+  const target = path ? await c.get("services").routeLookup.find(appName, path) : null;
   if (!target) throw new ApiError("not_found", "Route not found");
   if (!target.isPublic) {
     throw new ApiError(
@@ -40,14 +40,14 @@ export async function invokePrivate(c: Context<AppEnv>) {
   const projectId = c.req.param("project_id") ?? "";
   const appName = c.req.param("app") ?? "";
   const path = routePathFrom(c.req.path, "/v1/r//".length + projectId.length + appName.length);
-  const target = path ? await c.var.services.routeLookup.find(appName, path) : null;
+  const target = path ? await c.get("services").routeLookup.find(appName, path) : null;
   // Another project's app answers like a missing one: nothing leaks across projects.
   if (!target || target.projectId !== projectId) throw new ApiError("not_found", "Route not found");
   return forward(c, target);
 }
 
 async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Response> {
-  const { services } = c.var;
+  const services = c.get("services");
   const method = c.req.method;
   const isAsync = target.route.type === "async";
   if (isAsync && !asyncMethods.has(method)) {
@@ -82,7 +82,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
       query: queryStart === -1 ? "" : url.slice(queryStart + 1),
       headers: raw.headers,
       body: body as ReadableStream<Uint8Array> | null,
-      requestId: c.var.requestId,
+      requestId: c.get("requestId"),
       signal: raw.signal,
     });
   } catch (error) {
@@ -116,7 +116,7 @@ async function forwardStreaming(
   { incoming, outgoing }: NodeBindings,
   maxBodyBytes: number,
 ): Promise<Response> {
-  const { engine } = c.var.services;
+  const { engine } = c.get("services");
   const method = c.req.method;
   const hasBody = method !== "GET" && method !== "HEAD";
   // Node's parser holds a body to its Content-Length; only chunked bodies need counting.
@@ -139,20 +139,20 @@ async function forwardStreaming(
       {
         engineApp: target.engineApp,
         appConfig: target.appConfig,
-        requestUrl: clientFacingUrl(url, c.var.services.publicUrl),
+        requestUrl: clientFacingUrl(url, c.get("services").publicUrl),
         route: target.route,
         method,
         path: target.route.path,
         query: queryStart === -1 ? "" : url.slice(queryStart + 1),
         rawHeaders: incoming.rawHeaders,
         body,
-        requestId: c.var.requestId,
+        requestId: c.get("requestId"),
         signal: clientGone.signal,
       },
       (upstreamStatus, upstreamHeaders) => {
         status = upstreamStatus;
         const headers = clientResponseHeaderRecord(upstreamHeaders);
-        headers["x-openstack-request-id"] = c.var.requestId;
+        headers["x-openstack-request-id"] = c.get("requestId");
         outgoing.writeHead(upstreamStatus, headers);
         return outgoing;
       },
@@ -165,7 +165,7 @@ async function forwardStreaming(
     }
     // Headers are out: all that is left is to end the client's response and say why in the log.
     if (!outgoing.destroyed) outgoing.destroy();
-    c.var.log.warn("invocation response cut short", {
+    c.get("log").warn("invocation response cut short", {
       reason: clientGone.signal.aborted ? "client went away" : (error as Error).message,
     });
   } finally {
@@ -183,7 +183,7 @@ function clientFacingUrl(url: string, publicUrl: string | undefined): string {
 }
 
 function recordInvocation(c: Context<AppEnv>, started: number, outcome: InvocationOutcome) {
-  const { metrics } = c.var.services;
+  const { metrics } = c.get("services");
   metrics.invocations.inc({ outcome });
   metrics.invocationDuration.observe({ outcome }, (performance.now() - started) / 1000);
 }

@@ -28,7 +28,7 @@ const versionsRoute = createRoute({
 
 export function registerMeta(app: AppRouter) {
   app.openapi(versionsRoute, (c) => {
-    const base = c.var.services.publicUrl ?? new URL(c.req.url).origin;
+    const base = c.get("services").publicUrl ?? new URL(c.req.url).origin;
     return c.json(
       { versions: [{ id: "v1", status: "CURRENT", links: [{ rel: "self", href: `${base}/v1/` }] }] },
       200,

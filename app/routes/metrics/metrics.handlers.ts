@@ -3,7 +3,7 @@ import type { AppEnv } from "../../types.ts";
 import type { MetricsRoute } from "./metrics.routes.ts";
 
 export const scrapeMetrics: RouteHandler<MetricsRoute, AppEnv> = async function scrapeMetricsHandler(c) {
-  const { registry } = c.var.services.metrics;
+  const { registry } = c.get("services").metrics;
   return c.text(await registry.metrics(), 200, {
     "content-type": registry.contentType,
     "cache-control": "no-store",

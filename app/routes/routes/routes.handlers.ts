@@ -64,7 +64,7 @@ function checkPath(given: string | undefined, current: string) {
 export const listRoutes: RouteHandler<typeof listRoutesRoute, AppEnv> = async (c) => {
   const { project_id, app } = c.req.valid("param");
   const page = pageOf(c.req.valid("query"));
-  const result = await routesService.listRoutes(c.var.services, project_id, app, page);
+  const result = await routesService.listRoutes(c.get("services"), project_id, app, page);
   const base = baseUrl(c);
   return c.json(
     {
@@ -80,7 +80,7 @@ export const listRoutes: RouteHandler<typeof listRoutesRoute, AppEnv> = async (c
 export const createRoute: RouteHandler<typeof createRouteRoute, AppEnv> = async (c) => {
   const { project_id, app } = c.req.valid("param");
   const body = c.req.valid("json");
-  const result = await routesService.createRoute(c.var.services, project_id, app, {
+  const result = await routesService.createRoute(c.get("services"), project_id, app, {
     path: body.path,
     image: body.image,
     type: body.type,
@@ -95,8 +95,8 @@ export const createRoute: RouteHandler<typeof createRouteRoute, AppEnv> = async 
     description: body.description,
   });
   // This instance serves the change at once; others within the route cache's TTL.
-  c.var.services.routeLookup.invalidateApp(app);
-  c.var.log.info("route created", { app, path: result.route.path });
+  c.get("services").routeLookup.invalidateApp(app);
+  c.get("log").info("route created", { app, path: result.route.path });
   return c.json(
     { route: presentRoute(baseUrl(c), result.app, result.route), message: "App route successfully created" },
     200,
@@ -105,7 +105,7 @@ export const createRoute: RouteHandler<typeof createRouteRoute, AppEnv> = async 
 
 export const showRoute: RouteHandler<typeof showRouteRoute, AppEnv> = async (c) => {
   const { project_id, app } = c.req.valid("param");
-  const result = await routesService.getRoute(c.var.services, project_id, app, pathFromUrl(c));
+  const result = await routesService.getRoute(c.get("services"), project_id, app, pathFromUrl(c));
   return c.json(
     { route: presentRoute(baseUrl(c), result.app, result.route), message: "Successfully loaded app route" },
     200,
@@ -117,7 +117,7 @@ export const putRoute: RouteHandler<typeof putRouteRoute, AppEnv> = async (c) =>
   const path = pathFromUrl(c);
   const body = c.req.valid("json");
   checkPath(body.path, path);
-  const result = await routesService.updateRoute(c.var.services, project_id, app, path, {
+  const result = await routesService.updateRoute(c.get("services"), project_id, app, path, {
     image: body.image,
     type: body.type,
     format: body.format,
@@ -130,7 +130,7 @@ export const putRoute: RouteHandler<typeof putRouteRoute, AppEnv> = async (c) =>
     isPublic: body.is_public,
     description: body.description,
   });
-  c.var.services.routeLookup.invalidateApp(app);
+  c.get("services").routeLookup.invalidateApp(app);
   return c.json(
     { route: presentRoute(baseUrl(c), result.app, result.route), message: "Route successfully updated" },
     200,
@@ -142,7 +142,7 @@ export const patchRoute: RouteHandler<typeof patchRouteRoute, AppEnv> = async (c
   const path = pathFromUrl(c);
   const body = c.req.valid("json");
   checkPath(body.path, path);
-  const result = await routesService.updateRoute(c.var.services, project_id, app, path, {
+  const result = await routesService.updateRoute(c.get("services"), project_id, app, path, {
     image: body.image,
     type: body.type,
     format: body.format,
@@ -155,7 +155,7 @@ export const patchRoute: RouteHandler<typeof patchRouteRoute, AppEnv> = async (c
     isPublic: body.is_public,
     description: body.description,
   });
-  c.var.services.routeLookup.invalidateApp(app);
+  c.get("services").routeLookup.invalidateApp(app);
   return c.json(
     { route: presentRoute(baseUrl(c), result.app, result.route), message: "Route successfully updated" },
     200,
@@ -165,8 +165,8 @@ export const patchRoute: RouteHandler<typeof patchRouteRoute, AppEnv> = async (c
 export const deleteRoute: RouteHandler<typeof deleteRouteRoute, AppEnv> = async (c) => {
   const { project_id, app } = c.req.valid("param");
   const path = pathFromUrl(c);
-  await routesService.deleteRoute(c.var.services, project_id, app, path);
-  c.var.services.routeLookup.invalidateApp(app);
-  c.var.log.info("route deleted", { app, path });
+  await routesService.deleteRoute(c.get("services"), project_id, app, path);
+  c.get("services").routeLookup.invalidateApp(app);
+  c.get("log").info("route deleted", { app, path });
   return c.json({ message: "Route successfully deleted" }, 200);
 };

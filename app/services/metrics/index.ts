@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics, one registry per app: prom-client's global default registry is never used,
  * so two apps in one process (tests, embedders) count separately. Code that records something
- * gets the typed `Metrics` object from the service bag (`c.var.services.metrics`), whose label
+ * gets the typed `Metrics` object from the service bag (`c.get("services").metrics`), whose label
  * values are closed unions: a label never carries a path, token, name or other unbounded value.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
