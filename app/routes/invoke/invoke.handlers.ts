@@ -86,6 +86,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
       signal: raw.signal,
     });
   } catch (error) {
+    if (raw.signal.aborted) return clientClosed(c, started);
     const failure = invocationError(error, maxBodyBytes);
     recordInvocation(c, started, outcomeOf(failure, raw.signal));
     throw failure;
@@ -158,6 +159,7 @@ async function forwardStreaming(
       },
     );
   } catch (error) {
+    if (status === 0 && clientGone.signal.aborted) return clientClosed(c, started);
     if (status === 0) {
       const failure = invocationError(error, maxBodyBytes);
       recordInvocation(c, started, outcomeOf(failure, clientGone.signal));
@@ -180,6 +182,16 @@ function clientFacingUrl(url: string, publicUrl: string | undefined): string {
   if (!publicUrl) return url;
   const origin = new URL(url).origin;
   return `${publicUrl.replace(/\/+$/, "")}${url.slice(origin.length)}`;
+}
+
+/**
+ * The client hung up before the function answered: the engine call is already cancelled and
+ * nobody is left to read an answer. 499 (nginx's "client closed request") keeps it out of the
+ * error logs and says what happened in the access log.
+ */
+function clientClosed(c: Context<AppEnv>, started: number): Response {
+  recordInvocation(c, started, "cancelled");
+  return alreadySent(499);
 }
 
 function recordInvocation(c: Context<AppEnv>, started: number, outcome: InvocationOutcome) {

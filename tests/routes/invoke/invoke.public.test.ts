@@ -149,6 +149,10 @@ describe("public invocation: happy paths", () => {
     expect(await pending).toBeInstanceOf(Error);
     const cancelled = await harness.fake.waitForInvocation((call) => call.app === engineApp, 10_000);
     expect(cancelled.error).toBe("client went away");
+    // Counted as cancelled, not as an engine failure.
+    const counted =
+      await harness.services.metrics.registry.getSingleMetricAsString("picasso_invocations_total");
+    expect(counted).toMatch(/outcome="cancelled"\} [1-9]/);
   });
 
   it("sends the request id to the engine and returns it", async () => {
