@@ -58,39 +58,18 @@ export async function seedRoute(
     id: randomUUID().replaceAll("-", ""),
     appId,
     projectId,
-    path: route.path,
-    image: route.image,
-    type: route.type,
-    format: route.format,
-    memory: route.memory,
-    timeout: route.timeout,
-    idleTimeout: route.idleTimeout,
-    maxConcurrency: route.maxConcurrency,
-    headers: route.headers,
-    config: route.config,
+    ...route,
     isPublic: options.isPublic ?? true,
     description: "",
   });
-  if (!engine) return { projectId, appName, engineApp, route };
-  const response = await fetch(`${engine.apiUrl}/apps/${engineApp}/routes`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      route: {
-        path: route.path,
-        image: route.image,
-        type: route.type,
-        format: route.format,
-        memory: route.memory,
-        timeout: route.timeout,
-        idle_timeout: route.idleTimeout,
-        max_concurrency: route.maxConcurrency,
-        headers: route.headers,
-        config: route.config,
-      },
-    }),
-  });
-  if (!response.ok) throw new Error(`seeding the engine failed: ${response.status} ${await response.text()}`);
+  if (engine) {
+    const driver = createIronFunctionsEngine({ url: engine.apiUrl });
+    try {
+      await driver.createRoute(engineApp, route);
+    } finally {
+      await driver.close();
+    }
+  }
   return { projectId, appName, engineApp, route };
 }
 

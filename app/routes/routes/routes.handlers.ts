@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import type { AppRow, RouteRow } from "../../../db/schema.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { normaliseRoutePath } from "../../services/management/route-path.ts";
+import type { RouteChange } from "../../services/management/routes.ts";
 import * as routesService from "../../services/management/routes.ts";
 import type { AppEnv } from "../../types.ts";
 import { baseUrl, nextLink, pageOf } from "../apps/apps.handlers.ts";
@@ -112,12 +113,30 @@ export const showRoute: RouteHandler<typeof showRouteRoute, AppEnv> = async (c) 
   );
 };
 
-export const putRoute: RouteHandler<typeof putRouteRoute, AppEnv> = async (c) => {
-  const { project_id, app } = c.req.valid("param");
+type UpdateBody = {
+  path?: string;
+  image?: string;
+  type?: RouteChange["type"];
+  format?: RouteChange["format"];
+  memory?: number;
+  timeout?: number;
+  idle_timeout?: number;
+  max_concurrency?: number;
+  is_public?: boolean;
+  description?: string;
+};
+
+/** PUT and PATCH differ only in how `headers` and `config` apply (replace or merge). */
+async function updateRoute(
+  c: Context<AppEnv>,
+  projectId: string,
+  app: string,
+  body: UpdateBody,
+  maps: Partial<Pick<RouteChange, "headers" | "config" | "headersPatch" | "configPatch">>,
+) {
   const path = pathFromUrl(c);
-  const body = c.req.valid("json");
   checkPath(body.path, path);
-  const result = await routesService.updateRoute(c.get("services"), project_id, app, path, {
+  const result = await routesService.updateRoute(c.get("services"), projectId, app, path, {
     image: body.image,
     type: body.type,
     format: body.format,
@@ -125,39 +144,28 @@ export const putRoute: RouteHandler<typeof putRouteRoute, AppEnv> = async (c) =>
     timeout: body.timeout,
     idleTimeout: body.idle_timeout,
     maxConcurrency: body.max_concurrency,
-    headers: body.headers,
-    config: body.config,
     isPublic: body.is_public,
     description: body.description,
+    ...maps,
   });
   c.get("services").routeLookup.invalidateApp(app);
+  return { route: presentRoute(baseUrl(c), result.app, result.route), message: "Route successfully updated" };
+}
+
+export const putRoute: RouteHandler<typeof putRouteRoute, AppEnv> = async (c) => {
+  const { project_id, app } = c.req.valid("param");
+  const body = c.req.valid("json");
   return c.json(
-    { route: presentRoute(baseUrl(c), result.app, result.route), message: "Route successfully updated" },
+    await updateRoute(c, project_id, app, body, { headers: body.headers, config: body.config }),
     200,
   );
 };
 
 export const patchRoute: RouteHandler<typeof patchRouteRoute, AppEnv> = async (c) => {
   const { project_id, app } = c.req.valid("param");
-  const path = pathFromUrl(c);
   const body = c.req.valid("json");
-  checkPath(body.path, path);
-  const result = await routesService.updateRoute(c.get("services"), project_id, app, path, {
-    image: body.image,
-    type: body.type,
-    format: body.format,
-    memory: body.memory,
-    timeout: body.timeout,
-    idleTimeout: body.idle_timeout,
-    maxConcurrency: body.max_concurrency,
-    headersPatch: body.headers,
-    configPatch: body.config,
-    isPublic: body.is_public,
-    description: body.description,
-  });
-  c.get("services").routeLookup.invalidateApp(app);
   return c.json(
-    { route: presentRoute(baseUrl(c), result.app, result.route), message: "Route successfully updated" },
+    await updateRoute(c, project_id, app, body, { headersPatch: body.headers, configPatch: body.config }),
     200,
   );
 };

@@ -3,6 +3,7 @@ import { LRUCache } from "lru-cache";
 import type { Database } from "../../../db/client.ts";
 import { apps, routes } from "../../../db/schema.ts";
 import type { EngineRoute } from "../engine/types.ts";
+import { engineRoute } from "../management/routes.ts";
 
 /** Everything an invocation needs, resolved from the tenant's app name and route path. */
 export type InvokeTarget = {
@@ -82,17 +83,6 @@ async function queryTarget(db: Database, appName: string, path: string): Promise
     engineApp: row.engineApp,
     appConfig: row.appConfig,
     isPublic: route.isPublic,
-    route: {
-      path: route.path,
-      image: route.image,
-      type: route.type,
-      format: route.format,
-      memory: route.memory,
-      timeout: route.timeout,
-      idleTimeout: route.idleTimeout,
-      maxConcurrency: route.maxConcurrency,
-      headers: route.headers,
-      config: route.config,
-    },
+    route: engineRoute(route),
   };
 }
