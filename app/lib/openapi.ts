@@ -77,9 +77,15 @@ export const PageQuery = z.object({
     .min(1, "must be at least 1")
     .optional()
     .openapi({ description: "Page size (default 100, at most 1000)", example: 100 }),
-  marker: z.string().max(255, "must be at most 255 characters").optional().openapi({
-    description: "Start after this name (apps) or path (routes): the previous page's `next_marker`",
-  }),
+  // Names and paths are ASCII columns, which MySQL cannot compare with other characters.
+  marker: z
+    .string()
+    .max(255, "must be at most 255 characters")
+    .regex(/^[\x20-\x7e]*$/, "must be printable ASCII, as names and paths are")
+    .optional()
+    .openapi({
+      description: "Start after this name (apps) or path (routes): the previous page's `next_marker`",
+    }),
 });
 
 /** Request body schemas that validate one way and are documented another (see wrappedOrBare). */

@@ -39,7 +39,10 @@ const separator = "\u0000";
 export function createRouteLookup(db: Database, options: RouteLookupOptions): RouteLookup {
   const load = (appName: string, path: string) => queryTarget(db, appName, path);
   if (options.ttlMs <= 0) {
-    return { find: load, invalidateApp() {} };
+    return {
+      find: async (appName, path) => (couldBeStored(appName, path) ? load(appName, path) : null),
+      invalidateApp() {},
+    };
   }
   const cache = new LRUCache<string, Cached>({
     max: options.maxEntries,
@@ -51,6 +54,7 @@ export function createRouteLookup(db: Database, options: RouteLookupOptions): Ro
   });
   return {
     async find(appName, path) {
+      if (!couldBeStored(appName, path)) return null;
       const cached = await cache.fetch(`${appName}${separator}${path}`);
       return cached?.target ?? null;
     },
@@ -60,6 +64,16 @@ export function createRouteLookup(db: Database, options: RouteLookupOptions): Ro
     },
   };
 }
+
+/**
+ * Stored names and paths are printable ASCII (the name and path rules), in ASCII columns: MySQL
+ * refuses to compare those with other characters ("Illegal mix of collations"), so a URL holding
+ * any can name no route and must not reach the query. It also keeps the separator out of keys.
+ */
+function couldBeStored(appName: string, path: string): boolean {
+  return printableAscii.test(appName) && printableAscii.test(path);
+}
+const printableAscii = /^[\x21-\x7e]+$/;
 
 async function queryTarget(db: Database, appName: string, path: string): Promise<InvokeTarget | null> {
   const rows = await db

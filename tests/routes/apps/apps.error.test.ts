@@ -115,6 +115,14 @@ describe("apps: invalid input is refused with 400 naming the field", () => {
       expect(response.body.error.message).toMatch(/limit/);
     }
   });
+
+  it("refuses a marker no name can be (non-ASCII) with 400, not 500", async () => {
+    for (const marker of ["%C3%A9", "%F0%9F%98%80", "a%0Ab"]) {
+      const response = await h.call("GET", `${apps()}?marker=${marker}`, { token: cast.reader });
+      expect(response.status, marker).toBe(400);
+      expect(response.body.error.message).toMatch(/marker: must be printable ASCII/);
+    }
+  });
 });
 
 describe("apps: bodies that are not JSON", () => {

@@ -180,6 +180,16 @@ describe("public invocation: errors", () => {
     }
   });
 
+  it("answers 404, not 500, for app names and paths no route can have (non-ASCII)", async () => {
+    const { appName } = await seedRoute(database, harness.fake);
+    // MySQL refuses to compare the ASCII name and path columns with these characters.
+    for (const path of [`/r/${appName}é/hello`, `/r/${appName}/hello%F0%9F%98%80`, `/r/%E2%80%AE/hello`]) {
+      const response = await fetch(`${harness.base}${path}`);
+      expect(response.status, path).toBe(404);
+      expect(await response.json()).toMatchObject({ error: { code: "not_found" } });
+    }
+  });
+
   it("refuses 413 from Content-Length before contacting the engine", async () => {
     const small = await startInvokeHarness(database, { invocation: { maxBodyBytes: 1000 } });
     try {
