@@ -123,16 +123,16 @@ export const AppSchema = z
 
 export const AppEnvelope = z.object({ app: AppSchema, message: z.string() }).openapi("AppResponse");
 
-export const AppList = z
-  .object({
-    apps: z.array(AppSchema),
-    message: z.string(),
-    next_marker: z
-      .string()
-      .nullable()
-      .openapi({ description: "Pass as `marker` for the next page; null on the last page" }),
-    next: z.string().nullable().openapi({ description: "URL of the next page; null on the last page" }),
-  })
-  .openapi("AppList");
+/** Every paginated list carries these beside its items. */
+export const pageLinks = {
+  message: z.string(),
+  next_marker: z
+    .string()
+    .nullable()
+    .openapi({ description: "Pass as `marker` for the next page; null on the last page" }),
+  next: z.string().nullable().openapi({ description: "URL of the next page; null on the last page" }),
+};
+
+export const AppList = z.object({ apps: z.array(AppSchema), ...pageLinks }).openapi("AppList");
 
 export const MessageSchema = z.object({ message: z.string() }).openapi("Message");

@@ -3,7 +3,7 @@ import { wrappedOrBare } from "../../lib/openapi.ts";
 import { normaliseHeaders } from "../../services/management/fields.ts";
 import { headerLimits, routeLimits } from "../../services/management/limits.ts";
 import { normaliseRoutePath } from "../../services/management/route-path.ts";
-import { AppParam, ConfigMap, ConfigPatchMap, ProjectParam } from "../apps/apps.schemas.ts";
+import { AppParam, ConfigMap, ConfigPatchMap, ProjectParam, pageLinks } from "../apps/apps.schemas.ts";
 
 const pathDescription = `Absolute path below the app, e.g. \`/hello\` or \`/a/b\`: at most ${routeLimits.maxSegments} segments of ${routeLimits.segmentPattern.source} (at most ${routeLimits.segmentMaxLength} characters each, ${routeLimits.pathMaxLength} in all); no \`.\`/\`..\`/empty segments, percent-encoding, queries or patterns. A missing leading slash and one trailing slash are fixed.`;
 
@@ -198,14 +198,4 @@ export const RouteSchema = z
 
 export const RouteEnvelope = z.object({ route: RouteSchema, message: z.string() }).openapi("RouteResponse");
 
-export const RouteList = z
-  .object({
-    routes: z.array(RouteSchema),
-    message: z.string(),
-    next_marker: z
-      .string()
-      .nullable()
-      .openapi({ description: "Pass as `marker` for the next page; null on the last page" }),
-    next: z.string().nullable().openapi({ description: "URL of the next page; null on the last page" }),
-  })
-  .openapi("RouteList");
+export const RouteList = z.object({ routes: z.array(RouteSchema), ...pageLinks }).openapi("RouteList");
