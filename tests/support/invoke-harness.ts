@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import type { PicassoApp } from "../../app/app.ts";
 import { createLogger } from "../../app/lib/logger.ts";
 import { listen, type RunningServer } from "../../app/node/server.ts";
 import {
@@ -78,6 +79,8 @@ export type InvokeHarness = {
   server: RunningServer;
   base: string;
   services: AppServices;
+  /** The same app, for calls through `app.fetch` (the portable path, no Node bindings). */
+  app: PicassoApp;
   close(): Promise<void>;
 };
 
@@ -106,6 +109,7 @@ export async function startInvokeHarness(
     server,
     base: `http://127.0.0.1:${server.port}`,
     services,
+    app,
     async close() {
       await server.shutdown(1000);
       await engine.close();

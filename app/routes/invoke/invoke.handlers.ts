@@ -88,6 +88,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   } catch (error) {
     if (raw.signal.aborted) return clientClosed(c, started);
     const failure = invocationError(error, maxBodyBytes);
+    forgetIfGone(c, target, failure);
     recordInvocation(c, started, outcomeOf(failure, raw.signal));
     throw failure;
   }
@@ -162,6 +163,7 @@ async function forwardStreaming(
     if (status === 0 && clientGone.signal.aborted) return clientClosed(c, started);
     if (status === 0) {
       const failure = invocationError(error, maxBodyBytes);
+      forgetIfGone(c, target, failure);
       recordInvocation(c, started, outcomeOf(failure, clientGone.signal));
       throw failure;
     }
@@ -229,6 +231,13 @@ async function* limitBody(
   }
 }
 
+/** The engine no longer has the route: stop serving it from the cache before the TTL says so. */
+function forgetIfGone(c: Context<AppEnv>, target: InvokeTarget, failure: unknown) {
+  if (failure instanceof ApiError && failure.code === "not_found") {
+    c.get("services").routeLookup.invalidateApp(target.appName);
+  }
+}
+
 function invocationError(error: unknown, maxBodyBytes: number): unknown {
   if (error instanceof BodyTooLarge || (error instanceof Error && error.cause instanceof BodyTooLarge)) {
     return tooLarge(maxBodyBytes);
@@ -239,6 +248,8 @@ function invocationError(error: unknown, maxBodyBytes: number): unknown {
         return new ApiError("gateway_timeout", "The function did not answer within its timeout");
       case "unavailable":
         return new ApiError("bad_gateway", "The function engine is unreachable");
+      case "not_found":
+        return new ApiError("not_found", "Route not found");
       default:
         return new ApiError("engine_error", `The function engine failed: ${error.message}`);
     }

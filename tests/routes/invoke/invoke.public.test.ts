@@ -170,6 +170,30 @@ describe("public invocation: happy paths", () => {
   });
 });
 
+describe("public invocation without Node bindings (app.fetch)", () => {
+  it("streams the function's answer through the portable Response path", async () => {
+    const { appName } = await seedRoute(database, harness.fake);
+    const response = await harness.app.fetch(
+      new Request(`http://picasso.test/r/${appName}/hello`, { method: "POST", body: '{"name":"Fetch"}' }),
+    );
+    expect(response.status).toBe(200);
+    expect((await response.text()).trim()).toBe("Hello Fetch!");
+  });
+
+  it("answers async calls with X-Call-Id and a lost route with Picasso's own 404", async () => {
+    const later = await seedRoute(database, harness.fake, { route: { path: "/later", type: "async" } });
+    const queued = await harness.app.fetch(
+      new Request(`http://picasso.test/r/${later.appName}/later`, { method: "POST" }),
+    );
+    expect(queued.status).toBe(202);
+    expect(queued.headers.get("x-call-id")).toBe(((await queued.json()) as { call_id: string }).call_id);
+    const lost = await seedRoute(database, null);
+    const missing = await harness.app.fetch(new Request(`http://picasso.test/r/${lost.appName}/hello`));
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: { code: "not_found" } });
+  });
+});
+
 describe("public invocation: errors", () => {
   it("answers 404 JSON for an unknown app and an unknown route", async () => {
     const { appName } = await seedRoute(database, harness.fake);
@@ -188,6 +212,14 @@ describe("public invocation: errors", () => {
       expect(response.status, path).toBe(404);
       expect(await response.json()).toMatchObject({ error: { code: "not_found" } });
     }
+  });
+
+  it("answers its own 404 when the engine has lost a route MySQL still has", async () => {
+    // In MySQL only: as after another instance deleted it while this one still had it cached.
+    const { appName } = await seedRoute(database, null);
+    const response = await fetch(`${harness.base}/r/${appName}/hello`, { method: "POST", body: "{}" });
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ error: { message: "Route not found", code: "not_found" } });
   });
 
   it("refuses 413 from Content-Length before contacting the engine", async () => {

@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { type Readable, Writable } from "node:stream";
 import { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { type Dispatcher, errors } from "undici";
 import {
@@ -45,6 +45,10 @@ export async function invokeOverHttp(
   } catch (error) {
     throw toEngineError(error, call.signal);
   }
+  if (engineLacksRoute(upstream.statusCode, call)) {
+    upstream.body.resume();
+    throw routeMissingOnEngine();
+  }
   const responseHeaders = clientResponseHeaders(upstream.headers);
   if (nullBodyStatus.has(upstream.statusCode) || call.method === "HEAD") {
     upstream.body.resume();
@@ -72,6 +76,7 @@ export async function invokeStreamingOverHttp(
   const headers = engineRequestRawHeaders(call.rawHeaders);
   headers.push("x-openstack-request-id", call.requestId);
   let started = false;
+  let lacksRoute = false;
   try {
     await dispatcher.stream(
       {
@@ -84,6 +89,10 @@ export async function invokeStreamingOverHttp(
         bodyTimeout: timeoutMs,
       },
       ({ statusCode, headers: upstreamHeaders }) => {
+        if (engineLacksRoute(statusCode, call)) {
+          lacksRoute = true;
+          return new Writable({ write: (_chunk, _encoding, done) => done() });
+        }
         started = true;
         return start(statusCode, upstreamHeaders);
       },
@@ -92,7 +101,18 @@ export async function invokeStreamingOverHttp(
     if (started) throw error;
     throw toEngineError(error, call.signal);
   }
+  if (lacksRoute) throw routeMissingOnEngine();
 }
+
+/**
+ * A default-format function cannot choose its status, so a 404 there is the engine saying it has
+ * no such app or route (deleted by another instance, or drift): not the function's answer.
+ */
+function engineLacksRoute(status: number, call: Pick<EngineCall, "route">): boolean {
+  return status === 404 && call.route.format === "default";
+}
+
+const routeMissingOnEngine = () => new EngineError("not_found", "The function engine has no such route");
 
 function toEngineError(error: unknown, signal: AbortSignal): Error {
   if (error instanceof EngineError) return error;
