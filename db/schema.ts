@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
+  bigint,
   boolean,
   char,
   datetime,
@@ -55,6 +56,8 @@ export const routes = mysqlTable(
     headers: jsonColumn<Record<string, string[]>>("headers").notNull(),
     config: jsonColumn<Record<string, string>>("config").notNull(),
     isPublic: boolean("is_public").notNull(),
+    maxBodyBytes: bigint("max_body_bytes", { mode: "number" }),
+    forwardAuthHeaders: boolean("forward_auth_headers").notNull().default(false),
     description: varchar("description", { length: 1024 }).notNull(),
     ...timestamps,
   },

@@ -32,6 +32,13 @@ const neverToEngine = new Set([
   "x-forwarded-proto",
 ]);
 
+/** Forwarded only for routes with `forward_auth_headers`: the function authenticates its own users. */
+const forwardableAuth = new Set(["authorization", "cookie"]);
+
+function blocked(name: string, forwardAuth: boolean): boolean {
+  return neverToEngine.has(name) && !(forwardAuth && forwardableAuth.has(name));
+}
+
 /** Names listed in `Connection` are hop-by-hop too. */
 function connectionListed(connection: string | null | undefined): Set<string> {
   const listed = new Set<string>();
@@ -44,18 +51,18 @@ function connectionListed(connection: string | null | undefined): Set<string> {
 }
 
 /** Headers of the client's request that go to the engine, as a flat name/value list. */
-export function engineRequestHeaders(incoming: Headers): Record<string, string> {
+export function engineRequestHeaders(incoming: Headers, forwardAuth = false): Record<string, string> {
   const listed = connectionListed(incoming.get("connection"));
   const out: Record<string, string> = {};
   incoming.forEach((value, name) => {
-    if (neverToEngine.has(name) || listed.has(name)) return;
+    if (blocked(name, forwardAuth) || listed.has(name)) return;
     out[name] = value;
   });
   return out;
 }
 
 /** The same rule over Node's flat raw header list, for the fast path (no Headers object built). */
-export function engineRequestRawHeaders(rawHeaders: readonly string[]): string[] {
+export function engineRequestRawHeaders(rawHeaders: readonly string[], forwardAuth = false): string[] {
   let listed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if ((rawHeaders[i] as string).toLowerCase() === "connection") {
@@ -66,7 +73,7 @@ export function engineRequestRawHeaders(rawHeaders: readonly string[]): string[]
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = (rawHeaders[i] as string).toLowerCase();
-    if (neverToEngine.has(name) || listed?.has(name)) continue;
+    if (blocked(name, forwardAuth) || listed?.has(name)) continue;
     out.push(name, rawHeaders[i + 1] as string);
   }
   return out;

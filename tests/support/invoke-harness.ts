@@ -40,7 +40,13 @@ export type Seeded = { projectId: string; appName: string; engineApp: string; ro
 export async function seedRoute(
   database: DatabaseHandle,
   engine: FakeIronFunctions | null,
-  options: { projectId?: string; isPublic?: boolean; route?: Partial<EngineRoute> } = {},
+  options: {
+    projectId?: string;
+    isPublic?: boolean;
+    maxBodyBytes?: number | null;
+    forwardAuthHeaders?: boolean;
+    route?: Partial<EngineRoute>;
+  } = {},
 ): Promise<Seeded> {
   const projectId = options.projectId ?? randomBytes(16).toString("hex");
   const appId = randomUUID().replaceAll("-", "");
@@ -61,6 +67,8 @@ export async function seedRoute(
     projectId,
     ...route,
     isPublic: options.isPublic ?? true,
+    maxBodyBytes: options.maxBodyBytes ?? null,
+    forwardAuthHeaders: options.forwardAuthHeaders ?? false,
     description: "",
   });
   if (engine) {

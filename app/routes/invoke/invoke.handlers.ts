@@ -55,7 +55,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
       headers: { Allow: "GET, POST" },
     });
   }
-  const maxBodyBytes = services.invocation.maxBodyBytes;
+  const maxBodyBytes = target.maxBodyBytes ?? services.invocation.maxBodyBytes;
   const declaredLength = c.req.header("content-length");
   if (declaredLength !== undefined && Number(declaredLength) > maxBodyBytes) {
     throw tooLarge(maxBodyBytes);
@@ -81,6 +81,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
       path: target.route.path,
       query: queryStart === -1 ? "" : url.slice(queryStart + 1),
       headers: raw.headers,
+      forwardAuthHeaders: target.forwardAuthHeaders,
       body: body as ReadableStream<Uint8Array> | null,
       requestId: c.get("requestId"),
       signal: raw.signal,
@@ -147,6 +148,7 @@ async function forwardStreaming(
         path: target.route.path,
         query: queryStart === -1 ? "" : url.slice(queryStart + 1),
         rawHeaders: incoming.rawHeaders,
+        forwardAuthHeaders: target.forwardAuthHeaders,
         body,
         requestId: c.get("requestId"),
         signal: clientGone.signal,

@@ -33,6 +33,8 @@ export function presentRoute(base: string, app: AppRow, row: RouteRow) {
     timeout: row.timeout,
     idle_timeout: row.idleTimeout,
     max_concurrency: row.maxConcurrency,
+    max_body_bytes: row.maxBodyBytes,
+    forward_auth_headers: row.forwardAuthHeaders,
     headers: row.headers,
     config: row.config,
     description: row.description,
@@ -93,6 +95,8 @@ export const createRoute: RouteHandler<typeof createRouteRoute, AppEnv> = async 
     headers: body.headers,
     config: body.config,
     isPublic: body.is_public,
+    maxBodyBytes: body.max_body_bytes,
+    forwardAuthHeaders: body.forward_auth_headers,
     description: body.description,
   });
   // This instance serves the change at once; others within the route cache's TTL.
@@ -123,6 +127,8 @@ type UpdateBody = {
   idle_timeout?: number;
   max_concurrency?: number;
   is_public?: boolean;
+  max_body_bytes?: number | null;
+  forward_auth_headers?: boolean;
   description?: string;
 };
 
@@ -145,6 +151,8 @@ async function updateRoute(
     idleTimeout: body.idle_timeout,
     maxConcurrency: body.max_concurrency,
     isPublic: body.is_public,
+    maxBodyBytes: body.max_body_bytes,
+    forwardAuthHeaders: body.forward_auth_headers,
     description: body.description,
     ...maps,
   });

@@ -58,6 +58,24 @@ export const IsPublicField = z
   .transform((value) => (typeof value === "boolean" ? value : value.toLowerCase() === "true"))
   .openapi({ description: "Public routes are invoked without a token at `/r/{app}{path}` (default false)" });
 
+/** Like `is_public`: the original CLI's habit of sending booleans as strings is accepted here too. */
+const ForwardAuthHeadersField = IsPublicField.openapi({
+  description:
+    "When true, invocations pass the client's `Authorization` and `Cookie` headers on to the function (never `X-Auth-Token`) (default false)",
+});
+
+const { min: minBody, max: maxBody } = routeLimits.maxBodyBytes;
+const MaxBodyBytesField = z
+  .number({ error: "must be an integer or null" })
+  .int("must be an integer")
+  .min(minBody, `must be between ${minBody} and ${maxBody}`)
+  .max(maxBody, `must be between ${minBody} and ${maxBody}`)
+  .nullable()
+  .openapi({
+    description: `Largest invocation request body in bytes (${minBody}-${maxBody}); null (default) uses the server's \`--max-invoke-body\``,
+    example: 1048576,
+  });
+
 const Description = z
   .string({ error: "must be a string" })
   .max(routeLimits.descriptionMaxLength, `must be at most ${routeLimits.descriptionMaxLength} characters`);
@@ -93,6 +111,8 @@ const common = {
   idle_timeout: range("idle_timeout", "Seconds an idle hot function (format http) is kept"),
   max_concurrency: range("max_concurrency", "Hot function containers at once"),
   is_public: IsPublicField,
+  max_body_bytes: MaxBodyBytesField,
+  forward_auth_headers: ForwardAuthHeadersField,
   description: Description.openapi({ description: "Free text (default empty)" }),
 };
 
@@ -109,6 +129,8 @@ export const RouteCreateFields = z
     headers: Headers.optional(),
     config: ConfigMap.optional(),
     is_public: common.is_public.optional(),
+    max_body_bytes: common.max_body_bytes.optional(),
+    forward_auth_headers: common.forward_auth_headers.optional(),
     description: common.description.optional(),
   })
   .strict()
@@ -135,6 +157,8 @@ const updateFields = {
   idle_timeout: common.idle_timeout.optional(),
   max_concurrency: common.max_concurrency.optional(),
   is_public: common.is_public.optional(),
+  max_body_bytes: common.max_body_bytes.optional(),
+  forward_auth_headers: common.forward_auth_headers.optional(),
   description: common.description.optional(),
 };
 
@@ -184,6 +208,12 @@ export const RouteSchema = z
     timeout: z.number().int(),
     idle_timeout: z.number().int(),
     max_concurrency: z.number().int(),
+    max_body_bytes: z.number().int().nullable().openapi({
+      description: "Invocation body limit in bytes; null means the server's `--max-invoke-body`",
+    }),
+    forward_auth_headers: z.boolean().openapi({
+      description: "Whether invocations pass `Authorization` and `Cookie` on to the function",
+    }),
     headers: z.record(z.string(), z.array(z.string())),
     config: z.record(z.string(), z.string()),
     description: z.string(),

@@ -48,6 +48,11 @@ export type EngineCall = {
   /** Raw query string without `?`, passed through unchanged. */
   query: string;
   headers: Headers;
+  /**
+   * The route opted in (`forward_auth_headers`): the client's `Authorization` and `Cookie` reach
+   * the function. `X-Auth-Token` never does.
+   */
+  forwardAuthHeaders?: boolean;
   body: ReadableStream<Uint8Array> | null;
   requestId: string;
   /** Aborted when the client goes away or the gateway's deadline passes. */

@@ -48,6 +48,8 @@ export const routeLimits = {
   timeout: { min: 1, max: 300, default: 30 },
   idleTimeout: { min: 1, max: 3600, default: 30 },
   maxConcurrency: { min: 1, max: 100, default: 1 },
+  /** Per-route invocation body limit in bytes; a route without one uses `--max-invoke-body`. */
+  maxBodyBytes: { min: 1, max: 4 * 1024 ** 3 },
 } as const;
 
 export const pageLimits = { default: 100, max: 1000 } as const;

@@ -24,6 +24,9 @@ export type RouteFields = {
   headers: Record<string, string[]>;
   config: Record<string, string>;
   isPublic: boolean;
+  /** Picasso's own invocation options: never sent to the engine. null = the server's `--max-invoke-body`. */
+  maxBodyBytes: number | null;
+  forwardAuthHeaders: boolean;
   description: string;
 };
 
@@ -43,11 +46,14 @@ export const routeDefaults = {
   idleTimeout: routeLimits.idleTimeout.default,
   maxConcurrency: routeLimits.maxConcurrency.default,
   isPublic: false,
+  maxBodyBytes: null,
+  forwardAuthHeaders: false,
   description: "",
 } as const satisfies Partial<RouteFields>;
 
 export function engineRoute(
-  row: Pick<RouteRow, "path"> & Omit<RouteFields, "isPublic" | "description">,
+  row: Pick<RouteRow, "path"> &
+    Omit<RouteFields, "isPublic" | "description" | "maxBodyBytes" | "forwardAuthHeaders">,
 ): EngineRoute {
   return {
     path: row.path,
@@ -203,7 +209,12 @@ export async function updateRoute(
     const before = engineRoute(current);
     const after = engineRoute({ path: current.path, ...next });
     const engineChanged = !sameEngineRoute(before, after);
-    if (!engineChanged && next.isPublic === current.isPublic && next.description === current.description) {
+    const picassoChanged =
+      next.isPublic !== current.isPublic ||
+      next.description !== current.description ||
+      next.maxBodyBytes !== current.maxBodyBytes ||
+      next.forwardAuthHeaders !== current.forwardAuthHeaders;
+    if (!engineChanged && !picassoChanged) {
       return { app, route: current };
     }
     await tx
@@ -249,6 +260,8 @@ function pickFields(row: RouteRow): RouteFields {
     headers: row.headers,
     config: row.config,
     isPublic: row.isPublic,
+    maxBodyBytes: row.maxBodyBytes,
+    forwardAuthHeaders: row.forwardAuthHeaders,
     description: row.description,
   };
 }

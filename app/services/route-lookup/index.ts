@@ -12,6 +12,9 @@ export type InvokeTarget = {
   engineApp: string;
   appConfig: Record<string, string>;
   isPublic: boolean;
+  /** null: the server's `--max-invoke-body`. */
+  maxBodyBytes: number | null;
+  forwardAuthHeaders: boolean;
   route: EngineRoute;
 };
 
@@ -97,6 +100,8 @@ async function queryTarget(db: Database, appName: string, path: string): Promise
     engineApp: row.engineApp,
     appConfig: row.appConfig,
     isPublic: route.isPublic,
+    maxBodyBytes: route.maxBodyBytes,
+    forwardAuthHeaders: route.forwardAuthHeaders,
     route: engineRoute(route),
   };
 }

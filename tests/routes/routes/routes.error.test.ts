@@ -45,6 +45,24 @@ describe("routes: invalid fields are refused with 400 naming the field", () => {
     ["max_concurrency 0", { ...valid, max_concurrency: 0 }, /max_concurrency/],
     ["is_public yes", { ...valid, is_public: "yes" }, /is_public: must be a boolean or "true"\/"false"/],
     ["is_public 1", { ...valid, is_public: 1 }, /is_public/],
+    ["max_body_bytes 0", { ...valid, max_body_bytes: 0 }, /max_body_bytes: must be between 1 and 4294967296/],
+    [
+      "max_body_bytes over 4 GiB",
+      { ...valid, max_body_bytes: 4294967297 },
+      /max_body_bytes: must be between 1 and 4294967296/,
+    ],
+    ["max_body_bytes fractional", { ...valid, max_body_bytes: 10.5 }, /max_body_bytes: must be an integer/],
+    [
+      "max_body_bytes as a string",
+      { ...valid, max_body_bytes: "1000" },
+      /max_body_bytes: must be an integer or null/,
+    ],
+    [
+      "forward_auth_headers yes",
+      { ...valid, forward_auth_headers: "yes" },
+      /forward_auth_headers: must be a boolean/,
+    ],
+    ["forward_auth_headers null", { ...valid, forward_auth_headers: null }, /forward_auth_headers/],
     [
       "header with an empty list",
       { ...valid, headers: { "X-A": [] } },
@@ -189,6 +207,9 @@ describe("routes: the original's error scenarios", () => {
       ["PATCH", { headers: { "X-A": [] } }, /headers\.X-A/],
       ["PUT", { config: { A: null } }, /config\.A/],
       ["PATCH", { jwt_key: "k" }, /jwt_key/],
+      ["PUT", { max_body_bytes: 0 }, /max_body_bytes/],
+      ["PATCH", { max_body_bytes: -5 }, /max_body_bytes/],
+      ["PATCH", { forward_auth_headers: 1 }, /forward_auth_headers/],
     ] as const) {
       const response = await h.call(method, `${routesOf(app)}/fixed`, { token: cast.member, body });
       expect(response.status, JSON.stringify(body)).toBe(400);

@@ -27,7 +27,7 @@ export async function invokeOverHttp(
   options: InvokeOptions,
 ): Promise<Response> {
   const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
-  const headers = engineRequestHeaders(call.headers);
+  const headers = engineRequestHeaders(call.headers, call.forwardAuthHeaders);
   headers["x-openstack-request-id"] = call.requestId;
   const path = `/r/${call.engineApp}${call.path}${call.query ? `?${call.query}` : ""}`;
   let upstream: Dispatcher.ResponseData;
@@ -73,7 +73,7 @@ export async function invokeStreamingOverHttp(
   options: InvokeOptions,
 ): Promise<void> {
   const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
-  const headers = engineRequestRawHeaders(call.rawHeaders);
+  const headers = engineRequestRawHeaders(call.rawHeaders, call.forwardAuthHeaders);
   headers.push("x-openstack-request-id", call.requestId);
   let started = false;
   let lacksRoute = false;

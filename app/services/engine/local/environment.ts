@@ -18,7 +18,8 @@ function unusable(name: string, value: string): boolean {
 /**
  * The function's environment under IronFunctions' contract, in its order (later wins): base,
  * METHOD/ROUTE/REQUEST_URL, app config, route config, HEADER_* for each forwarded header.
- * Headers are those the HTTP driver would forward (no credentials, no hop-by-hop, no Host), plus
+ * Headers are those the HTTP driver would forward (no Picasso credentials, `Authorization`/`Cookie`
+ * only for routes with `forward_auth_headers`, no hop-by-hop, no Host), plus
  * the request id; values of a repeated header arrive merged by the Fetch API (`a, b`), exactly as
  * a function behind Picasso and IronFunctions sees them.
  */
@@ -32,7 +33,7 @@ export function functionEnvironment(call: EngineCall, base: BaseEnvironment): Re
   set("REQUEST_URL", requestUrl(call));
   for (const [key, value] of Object.entries(call.appConfig)) set(envName("", key), value);
   for (const [key, value] of Object.entries(call.route.config)) set(envName("", key), value);
-  const headers = engineRequestHeaders(call.headers);
+  const headers = engineRequestHeaders(call.headers, call.forwardAuthHeaders);
   headers["x-openstack-request-id"] = call.requestId;
   for (const [name, value] of Object.entries(headers)) set(envName("HEADER", name), value);
   return env;

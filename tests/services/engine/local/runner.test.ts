@@ -72,6 +72,29 @@ describe("local runner: the function contract", () => {
     expect(Object.keys(env).filter((name) => !allowed.test(name))).toEqual([]);
   });
 
+  it("passes Authorization and Cookie (never X-Auth-Token) only when the call asks for them", async () => {
+    const { engine } = testEngine();
+    const headers = () =>
+      new Headers({
+        "x-auth-token": "secret-token",
+        "proxy-authorization": "Basic secret",
+        cookie: "session=abc",
+        authorization: "Bearer user",
+      });
+    const forwarded = await engine.invoke(
+      testCall(testRoute("env"), { method: "GET", headers: headers(), forwardAuthHeaders: true }),
+    );
+    const { env } = (await forwarded.json()) as EnvOutput;
+    expect(env).toMatchObject({ HEADER_AUTHORIZATION: "Bearer user", HEADER_COOKIE: "session=abc" });
+    expect(env).not.toHaveProperty("HEADER_X_AUTH_TOKEN");
+    expect(env).not.toHaveProperty("HEADER_PROXY_AUTHORIZATION");
+    const withheld = await engine.invoke(testCall(testRoute("env"), { method: "GET", headers: headers() }));
+    const plain = ((await withheld.json()) as EnvOutput).env;
+    for (const name of ["HEADER_AUTHORIZATION", "HEADER_COOKIE", "HEADER_X_AUTH_TOKEN"]) {
+      expect(plain).not.toHaveProperty(name);
+    }
+  });
+
   it("feeds a GET the first payload query value, form-decoded, and other body-less calls nothing", async () => {
     const { engine } = testEngine();
     const get = await engine.invoke(
