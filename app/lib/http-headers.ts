@@ -96,16 +96,12 @@ export function clientResponseHeaderRecord(
   return out;
 }
 
-/** Headers of the engine's response that go back to the client. */
+/** Headers of the engine's response that go back to the client, for a Fetch Response. */
 export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Headers {
-  const connection = upstream.connection;
-  const listed = connectionListed(Array.isArray(connection) ? connection.join(",") : connection);
   const out = new Headers();
-  for (const [name, value] of Object.entries(upstream)) {
-    const lower = name.toLowerCase();
-    if (value === undefined || hopByHop.has(lower) || listed.has(lower)) continue;
-    if (Array.isArray(value)) for (const item of value) out.append(lower, item);
-    else out.set(lower, value);
+  for (const [name, value] of Object.entries(clientResponseHeaderRecord(upstream))) {
+    if (Array.isArray(value)) for (const item of value) out.append(name, item);
+    else out.set(name, value);
   }
   return out;
 }

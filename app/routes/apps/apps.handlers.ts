@@ -1,6 +1,7 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppRow } from "../../../db/schema.ts";
+import { baseUrl } from "../../lib/base-url.ts";
 import { ApiError } from "../../lib/errors.ts";
 import * as appsService from "../../services/management/apps.ts";
 import { pageLimits } from "../../services/management/limits.ts";
@@ -27,10 +28,6 @@ export function presentApp(row: AppRow) {
 }
 
 /** Where links point: the configured public URL behind a proxy, else the request's own origin. */
-export function baseUrl(c: Context<AppEnv>): string {
-  return (c.get("services").publicUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
-}
-
 export function pageOf(query: { limit?: number; marker?: string }) {
   return {
     limit: Math.min(query.limit ?? pageLimits.default, pageLimits.max),

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 import { alreadySent } from "../../lib/already-sent.ts";
+import { baseUrl } from "../../lib/base-url.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
 import { EngineError } from "../../services/engine/types.ts";
@@ -67,31 +68,18 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   const raw = c.req.raw;
   // `raw.body` materialises a full Request on Node: look at it only when a body can exist.
   const body = method !== "GET" && method !== "HEAD" && raw.body ? limitBody(raw.body, maxBodyBytes) : null;
-  const url = c.req.url;
-  const queryStart = url.indexOf("?");
   const started = performance.now();
   let response: Response;
   try {
     response = await services.engine.invoke({
-      engineApp: target.engineApp,
-      appConfig: target.appConfig,
-      requestUrl: clientFacingUrl(url, services.publicUrl),
-      route: target.route,
-      method,
-      path: target.route.path,
-      query: queryStart === -1 ? "" : url.slice(queryStart + 1),
+      ...callFields(c, target),
       headers: raw.headers,
-      forwardAuthHeaders: target.forwardAuthHeaders,
       body: body as ReadableStream<Uint8Array> | null,
-      requestId: c.get("requestId"),
       signal: raw.signal,
     });
   } catch (error) {
     if (raw.signal.aborted) return clientClosed(c, started);
-    const failure = invocationError(error, maxBodyBytes);
-    forgetIfGone(c, target, failure);
-    recordInvocation(c, started, outcomeOf(failure, raw.signal));
-    throw failure;
+    throw failedInvocation(c, target, started, error, maxBodyBytes);
   }
   recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
   if (isAsync && response.status === 202) return withCallIdHeader(response);
@@ -133,28 +121,15 @@ async function forwardStreaming(
     if (!outgoing.writableFinished) clientGone.abort(new ClientWentAway("the client went away"));
   };
   outgoing.once("close", onClose);
-  const url = c.req.url;
-  const queryStart = url.indexOf("?");
   const started = performance.now();
   let status = 0;
   try {
     await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-      {
-        engineApp: target.engineApp,
-        appConfig: target.appConfig,
-        requestUrl: clientFacingUrl(url, c.get("services").publicUrl),
-        route: target.route,
-        method,
-        path: target.route.path,
-        query: queryStart === -1 ? "" : url.slice(queryStart + 1),
-        rawHeaders: incoming.rawHeaders,
-        forwardAuthHeaders: target.forwardAuthHeaders,
-        body,
-        requestId: c.get("requestId"),
-        signal: clientGone.signal,
-      },
+      { ...callFields(c, target), rawHeaders: incoming.rawHeaders, body, signal: clientGone.signal },
       (upstreamStatus, upstreamHeaders) => {
         status = upstreamStatus;
+        // Timed to the response headers, as on the portable path; the body may stream for long.
+        recordInvocation(c, started, status >= 500 ? "function_error" : "success");
         const headers = clientResponseHeaderRecord(upstreamHeaders);
         headers["x-openstack-request-id"] = c.get("requestId");
         outgoing.writeHead(upstreamStatus, headers);
@@ -163,12 +138,7 @@ async function forwardStreaming(
     );
   } catch (error) {
     if (status === 0 && clientGone.signal.aborted) return clientClosed(c, started);
-    if (status === 0) {
-      const failure = invocationError(error, maxBodyBytes);
-      forgetIfGone(c, target, failure);
-      recordInvocation(c, started, outcomeOf(failure, clientGone.signal));
-      throw failure;
-    }
+    if (status === 0) throw failedInvocation(c, target, started, error, maxBodyBytes);
     // Headers are out: all that is left is to end the client's response and say why in the log.
     if (!outgoing.destroyed) outgoing.destroy();
     c.get("log").warn("invocation response cut short", {
@@ -177,15 +147,27 @@ async function forwardStreaming(
   } finally {
     outgoing.off("close", onClose);
   }
-  recordInvocation(c, started, status >= 500 ? "function_error" : "success");
   return alreadySent(status);
 }
 
-/** The URL as the client called it; behind a proxy, on the configured public base URL. */
-function clientFacingUrl(url: string, publicUrl: string | undefined): string {
-  if (!publicUrl) return url;
-  const origin = new URL(url).origin;
-  return `${publicUrl.replace(/\/+$/, "")}${url.slice(origin.length)}`;
+/** What both invocation paths tell the engine about the call, apart from body, headers and signal. */
+function callFields(c: Context<AppEnv>, target: InvokeTarget) {
+  const url = c.req.url;
+  const queryStart = url.indexOf("?");
+  return {
+    engineApp: target.engineApp,
+    appConfig: target.appConfig,
+    // The URL as the client called it; behind a proxy, on the configured public base URL.
+    requestUrl: c.get("services").publicUrl
+      ? `${baseUrl(c)}${url.slice(url.indexOf("/", url.indexOf("//") + 2))}`
+      : url,
+    route: target.route,
+    method: c.req.method,
+    path: target.route.path,
+    query: queryStart === -1 ? "" : url.slice(queryStart + 1),
+    forwardAuthHeaders: target.forwardAuthHeaders,
+    requestId: c.get("requestId"),
+  };
 }
 
 /**
@@ -204,8 +186,8 @@ function recordInvocation(c: Context<AppEnv>, started: number, outcome: Invocati
   metrics.invocationDuration.observe({ outcome }, (performance.now() - started) / 1000);
 }
 
-function outcomeOf(failure: unknown, clientSignal: AbortSignal): InvocationOutcome {
-  if (clientSignal.aborted) return "cancelled";
+/** Client aborts are handled before (`clientClosed`), so only the failure itself decides. */
+function outcomeOf(failure: unknown): InvocationOutcome {
   if (failure instanceof ApiError) {
     if (failure.code === "gateway_timeout") return "timeout";
     if (failure.code === "payload_too_large") return "cancelled";
@@ -233,11 +215,23 @@ async function* limitBody(
   }
 }
 
-/** The engine no longer has the route: stop serving it from the cache before the TTL says so. */
-function forgetIfGone(c: Context<AppEnv>, target: InvokeTarget, failure: unknown) {
+/**
+ * Turns an engine failure before the response started into the client's error, counts it, and
+ * when the engine no longer has the route, stops serving it from the cache before the TTL says so.
+ */
+function failedInvocation(
+  c: Context<AppEnv>,
+  target: InvokeTarget,
+  started: number,
+  error: unknown,
+  maxBodyBytes: number,
+): unknown {
+  const failure = invocationError(error, maxBodyBytes);
   if (failure instanceof ApiError && failure.code === "not_found") {
     c.get("services").routeLookup.invalidateApp(target.appName);
   }
+  recordInvocation(c, started, outcomeOf(failure));
+  return failure;
 }
 
 function invocationError(error: unknown, maxBodyBytes: number): unknown {

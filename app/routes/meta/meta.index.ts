@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { baseUrl } from "../../lib/base-url.ts";
 import type { AppRouter } from "../../lib/create-router.ts";
 
 const versionsRoute = createRoute({
@@ -28,7 +29,7 @@ const versionsRoute = createRoute({
 
 export function registerMeta(app: AppRouter) {
   app.openapi(versionsRoute, (c) => {
-    const base = c.get("services").publicUrl ?? new URL(c.req.url).origin;
+    const base = baseUrl(c);
     return c.json(
       { versions: [{ id: "v1", status: "CURRENT", links: [{ rel: "self", href: `${base}/v1/` }] }] },
       200,

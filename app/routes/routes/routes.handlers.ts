@@ -1,12 +1,13 @@
 import type { RouteHandler } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppRow, RouteRow } from "../../../db/schema.ts";
+import { baseUrl } from "../../lib/base-url.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { normaliseRoutePath } from "../../services/management/route-path.ts";
 import type { RouteChange } from "../../services/management/routes.ts";
 import * as routesService from "../../services/management/routes.ts";
 import type { AppEnv } from "../../types.ts";
-import { baseUrl, nextLink, pageOf } from "../apps/apps.handlers.ts";
+import { nextLink, pageOf } from "../apps/apps.handlers.ts";
 import type {
   createRouteRoute,
   deleteRouteRoute,

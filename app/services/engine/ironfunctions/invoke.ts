@@ -26,21 +26,15 @@ export async function invokeOverHttp(
   call: EngineCall,
   options: InvokeOptions,
 ): Promise<Response> {
-  const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
   const headers = engineRequestHeaders(call.headers, call.forwardAuthHeaders);
   headers["x-openstack-request-id"] = call.requestId;
-  const path = `/r/${call.engineApp}${call.path}${call.query ? `?${call.query}` : ""}`;
   let upstream: Dispatcher.ResponseData;
   try {
     upstream = await dispatcher.request({
-      method: call.method as Dispatcher.HttpMethod,
-      path,
+      ...engineRequest(call, options),
       headers,
       // undici accepts any async iterable body; web streams are async iterables in Node 20.
       body: (call.body ?? null) as unknown as Readable | null,
-      signal: call.signal,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
     });
   } catch (error) {
     throw toEngineError(error, call.signal);
@@ -72,22 +66,13 @@ export async function invokeStreamingOverHttp(
   start: ResponseStarter,
   options: InvokeOptions,
 ): Promise<void> {
-  const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
   const headers = engineRequestRawHeaders(call.rawHeaders, call.forwardAuthHeaders);
   headers.push("x-openstack-request-id", call.requestId);
   let started = false;
   let lacksRoute = false;
   try {
     await dispatcher.stream(
-      {
-        method: call.method as Dispatcher.HttpMethod,
-        path: `/r/${call.engineApp}${call.path}${call.query ? `?${call.query}` : ""}`,
-        headers,
-        body: call.body as Readable | null,
-        signal: call.signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      },
+      { ...engineRequest(call, options), headers, body: call.body as Readable | null },
       ({ statusCode, headers: upstreamHeaders }) => {
         if (engineLacksRoute(statusCode, call)) {
           lacksRoute = true;
@@ -102,6 +87,18 @@ export async function invokeStreamingOverHttp(
     throw toEngineError(error, call.signal);
   }
   if (lacksRoute) throw routeMissingOnEngine();
+}
+
+/** Where and how long: the engine's `/r/{app}{path}`, waited on for the route's timeout plus a margin. */
+function engineRequest(call: Omit<EngineCall, "headers" | "body">, options: InvokeOptions) {
+  const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
+  return {
+    method: call.method as Dispatcher.HttpMethod,
+    path: `/r/${call.engineApp}${call.path}${call.query ? `?${call.query}` : ""}`,
+    signal: call.signal,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  };
 }
 
 /**
