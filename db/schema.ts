@@ -58,6 +58,10 @@ export const routes = mysqlTable(
     isPublic: boolean("is_public").notNull(),
     maxBodyBytes: bigint("max_body_bytes", { mode: "number" }),
     forwardAuthHeaders: boolean("forward_auth_headers").notNull().default(false),
+    /** Invocations per second per caller (client address if public, project if private); null: server default. */
+    rateLimit: int("rate_limit"),
+    /** Invocations allowed at once above `rateLimit` before 429; null: server default. */
+    rateLimitBurst: int("rate_limit_burst"),
     description: varchar("description", { length: 1024 }).notNull(),
     ...timestamps,
   },
@@ -70,7 +74,21 @@ export const routes = mysqlTable(
   ],
 );
 
+/**
+ * A project's quotas where an admin set them; a missing row or a null column means the
+ * configured default, and -1 means unlimited (as in Nova). The row is also the lock that
+ * serialises a project's creates, so racing requests cannot overshoot a count quota.
+ */
+export const projectQuotas = mysqlTable("project_quotas", {
+  projectId: asciiColumn("project_id", 64).primaryKey(),
+  apps: int("apps"),
+  routesPerApp: int("routes_per_app"),
+  concurrentInvocations: int("concurrent_invocations"),
+  ...timestamps,
+});
+
 export type AppRow = typeof apps.$inferSelect;
 export type NewAppRow = typeof apps.$inferInsert;
 export type RouteRow = typeof routes.$inferSelect;
 export type NewRouteRow = typeof routes.$inferInsert;
+export type ProjectQuotasRow = typeof projectQuotas.$inferSelect;
