@@ -11,6 +11,7 @@ import { registerInvocation } from "./routes/invoke/invoke.index.ts";
 import { registerMeta } from "./routes/meta/meta.index.ts";
 import { registerMetrics } from "./routes/metrics/metrics.index.ts";
 import { registerRoutes } from "./routes/routes/routes.index.ts";
+import { databaseUnavailable, isDatabaseUnavailable } from "./services/management/failures.ts";
 import type { AppServices } from "./types.ts";
 import { version } from "./version.ts";
 
@@ -39,7 +40,9 @@ export function createApp(services: AppServices) {
 
   app.notFound((c) => c.json(errorBody("not_found", `Not found: ${c.req.method} ${c.req.path}`), 404));
 
-  app.onError(function answerError(error, c) {
+  app.onError(function answerError(caught, c) {
+    // Reads and route lookups meet MySQL outages too; they answer like the writes do.
+    const error = isDatabaseUnavailable(caught) ? databaseUnavailable(caught) : caught;
     if (error instanceof HTTPException) {
       const apiError = toApiError(error);
       const log = c.get("log") ?? services.logger;

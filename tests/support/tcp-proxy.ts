@@ -16,6 +16,8 @@ export type TcpProxy = {
   mode: ProxyMode;
   /** Closes the listener and every open connection: later connects are refused. */
   stop(): Promise<void>;
+  /** Listens again on the same port after `stop` (the dependency is back). */
+  reopen(): Promise<void>;
 };
 
 export async function startTcpProxy(
@@ -49,10 +51,15 @@ export async function startTcpProxy(
     });
     upstream.on("end", () => client.end());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  await listen(0);
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
   const proxy: TcpProxy = {
@@ -64,6 +71,7 @@ export async function startTcpProxy(
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),
+    reopen: () => listen(port),
   };
   return proxy;
 }
