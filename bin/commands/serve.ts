@@ -98,6 +98,7 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
       maxEntries: 10_000,
     }),
     invocation: { maxBodyBytes: config["max-invoke-body"] },
+    requestLimits: { bodyTimeoutMs: config["body-timeout"] * 1000 },
     lifecycle: { draining: false },
     metrics,
     operator: {
