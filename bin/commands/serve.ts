@@ -38,7 +38,8 @@ export type ServeHooks = {
 export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Promise<void> {
   const sink = createLogSink(config["log-file"]);
   const logger = createLogger({ level: config["log-level"], format: config["log-format"], sink });
-  const database = createDatabase(config["db-uri"]);
+  // A write waits for another write's row locks no longer than that one may wait for the engine.
+  const database = createDatabase(config["db-uri"], { lockWaitTimeoutS: config["functions-timeout"] });
 
   try {
     await hooks.prepareDatabase?.(config["db-uri"], logger);

@@ -14,11 +14,12 @@ export function mysqlCode(error: unknown): string | undefined {
 }
 
 export const isDuplicateKey = (error: unknown) => mysqlCode(error) === "ER_DUP_ENTRY";
-/** Lock conflicts MySQL resolves by aborting one transaction; safe to retry before the engine was called. */
-export const isRetryableLockError = (error: unknown) => {
-  const code = mysqlCode(error);
-  return code === "ER_LOCK_DEADLOCK" || code === "ER_LOCK_WAIT_TIMEOUT";
-};
+/**
+ * A deadlock MySQL resolved by aborting this transaction: safe to retry before the engine was
+ * called. A lock wait timeout is not retried: the rows are held by a write waiting for a slow
+ * engine, and waiting again would only keep the client waiting longer.
+ */
+export const isRetryableLockError = (error: unknown) => mysqlCode(error) === "ER_LOCK_DEADLOCK";
 
 /**
  * How an engine failure reaches clients: unreachable 503, too slow 504, anything else 502 with the
@@ -109,6 +110,16 @@ export function scrubDatabaseError(error: unknown): unknown {
   if (error instanceof ApiError || error instanceof EngineError) return error;
   if (isDatabaseUnavailable(error)) return databaseUnavailable(error);
   const code = mysqlCode(error);
+  // Rows held by a write waiting for a slow engine (or a deadlock that outlived its retries).
+  if (code === "ER_LOCK_WAIT_TIMEOUT" || code === "ER_LOCK_DEADLOCK") {
+    return new ApiError(
+      "service_unavailable",
+      "Another change to the same app is still in progress; try again",
+      {
+        headers: { "Retry-After": "1" },
+      },
+    );
+  }
   if (!code && !(error instanceof Error && error.name === "DrizzleQueryError")) return error;
   const cause = (error as { cause?: { sqlMessage?: unknown } }).cause;
   const detail = typeof cause?.sqlMessage === "string" ? cause.sqlMessage : "";
