@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 import { alreadySent } from "../../lib/already-sent.ts";
@@ -96,6 +97,19 @@ function nodeBindings(c: Context<AppEnv>): NodeBindings | null {
 
 class ClientWentAway extends Error {}
 
+/** The client's cancellation for the engine call: an `abort` event, as undici accepts from emitters. */
+class ClientGone extends EventEmitter {
+  aborted = false;
+  reason: unknown;
+
+  cancel(reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit("abort");
+  }
+}
+
 /**
  * On Node the body goes socket to socket: Node's request stream to the engine, the engine's
  * response into Node's response, without web streams in between. The Response returned only
@@ -116,16 +130,16 @@ async function forwardStreaming(
     : incoming.headers["content-length"] !== undefined
       ? incoming
       : limitBody(incoming, maxBodyBytes);
-  const clientGone = new AbortController();
+  const clientGone = new ClientGone();
   const onClose = () => {
-    if (!outgoing.writableFinished) clientGone.abort(new ClientWentAway("the client went away"));
+    if (!outgoing.writableFinished) clientGone.cancel(new ClientWentAway("the client went away"));
   };
   outgoing.once("close", onClose);
   const started = performance.now();
   let status = 0;
   try {
     await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-      { ...callFields(c, target), rawHeaders: incoming.rawHeaders, body, signal: clientGone.signal },
+      { ...callFields(c, target), rawHeaders: incoming.rawHeaders, body, signal: clientGone },
       (upstreamStatus, upstreamHeaders) => {
         status = upstreamStatus;
         // Timed to the response headers, as on the portable path; the body may stream for long.
@@ -137,12 +151,12 @@ async function forwardStreaming(
       },
     );
   } catch (error) {
-    if (status === 0 && clientGone.signal.aborted) return clientClosed(c, started);
+    if (status === 0 && clientGone.aborted) return clientClosed(c, started);
     if (status === 0) throw failedInvocation(c, target, started, error, maxBodyBytes);
     // Headers are out: all that is left is to end the client's response and say why in the log.
     if (!outgoing.destroyed) outgoing.destroy();
     c.get("log").warn("invocation response cut short", {
-      reason: clientGone.signal.aborted ? "client went away" : (error as Error).message,
+      reason: clientGone.aborted ? "client went away" : (error as Error).message,
     });
   } finally {
     outgoing.off("close", onClose);
