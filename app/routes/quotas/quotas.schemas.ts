@@ -34,24 +34,27 @@ export const QuotaUpdateBody = wrappedOrBare(
   'Quotas to change, wrapped as `{"quota_set": {...}}` (as Nova takes them) or bare. A quota not given stays as it is; null puts it back to the configured default.',
 );
 
-const Usage = (description: string) =>
+const Usage = (name: string, inUse: string) =>
   z
     .object({
       limit: z
         .number()
         .int()
         .openapi({ description: `The limit in force (${limitDescription})` }),
-      in_use: z.number().int().openapi({ description }),
+      in_use: z.number().int().openapi({ description: inUse }),
     })
-    .openapi({ description });
+    .openapi({ description: `The ${name} quota` });
 
 export const QuotaSetSchema = z
   .object({
     quota_set: z.object({
       project_id: z.string(),
-      apps: Usage("Apps the project has"),
-      routes_per_app: Usage("Routes of the project's app with the most routes"),
-      concurrent_invocations: Usage("Invocations of the project's routes running now"),
+      apps: Usage("apps", "Apps the project has"),
+      routes_per_app: Usage("routes_per_app", "Routes of the project's app with the most routes"),
+      concurrent_invocations: Usage(
+        "concurrent_invocations",
+        "Invocations of the project's routes running now (on every instance sharing the counter)",
+      ),
     }),
   })
   .openapi("QuotaSet");

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   appRow,
-  type Cast,
   castFor,
   createAppFor,
   createRouteFor,
@@ -11,11 +10,9 @@ import {
 } from "../../support/management.ts";
 
 let h: Harness;
-let cast: Cast;
 
 beforeAll(async () => {
   h = await startHarness();
-  cast = await castFor(h);
 });
 afterAll(() => h?.close());
 
