@@ -7,6 +7,7 @@ import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { quotaBounds } from "./services/quotas/limits.ts";
 
 export type OptionSpec = {
   /** Environment variable consulted when the flag is absent. */
@@ -149,6 +150,22 @@ export const serveOptions = {
     env: "PICASSO_MAX_INVOKE_BODY",
     default: "32MiB",
     description: "Largest request body forwarded to a function (bytes, or with KiB/MiB/GiB).",
+  },
+  "quota-apps": {
+    env: "PICASSO_QUOTA_APPS",
+    default: "100",
+    description: "Apps a project may have unless an admin set its quota (-1: unlimited).",
+  },
+  "quota-routes-per-app": {
+    env: "PICASSO_QUOTA_ROUTES_PER_APP",
+    default: "100",
+    description: "Routes each app may have unless an admin set the project's quota (-1: unlimited).",
+  },
+  "quota-concurrent-invocations": {
+    env: "PICASSO_QUOTA_CONCURRENT_INVOCATIONS",
+    default: "100",
+    description:
+      "Invocations of a project's routes running at once unless an admin set its quota (-1: unlimited); more get 429.",
   },
   "route-cache-ttl": {
     env: "PICASSO_ROUTE_CACHE_TTL",
@@ -388,6 +405,14 @@ const byteSize = z.string().transform((value, ctx) => {
   return bytes;
 });
 
+/** A count quota as Nova spells it: -1 is unlimited, 0 allows nothing. */
+const quotaLimitMessage = `must be an integer from ${quotaBounds.min} (unlimited) to ${quotaBounds.max}`;
+const quotaLimit = z.coerce
+  .number({ error: quotaLimitMessage })
+  .int(quotaLimitMessage)
+  .min(quotaBounds.min, quotaLimitMessage)
+  .max(quotaBounds.max, quotaLimitMessage);
+
 const positiveSeconds = seconds.refine((value) => value > 0, "must be more than 0");
 
 const onOff = z
@@ -491,6 +516,9 @@ const serveConfigFields = z.object({
   "log-format": z.enum(["text", "json"], { error: "must be text or json" }),
   "shutdown-timeout": seconds,
   "max-invoke-body": byteSize,
+  "quota-apps": quotaLimit,
+  "quota-routes-per-app": quotaLimit,
+  "quota-concurrent-invocations": quotaLimit,
   "route-cache-ttl": seconds,
   "invoke-timeout-margin": seconds,
   "shutdown-delay": seconds,

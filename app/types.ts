@@ -3,6 +3,7 @@ import type { Logger } from "./lib/logger.ts";
 import type { Authenticator, RoleNames } from "./services/auth/types.ts";
 import type { FunctionEngine } from "./services/engine/types.ts";
 import type { Metrics } from "./services/metrics/index.ts";
+import type { QuotaService } from "./services/quotas/index.ts";
 import type { RouteLookup } from "./services/route-lookup/index.ts";
 
 /** Who a validated Keystone token belongs to; set by the auth middleware, read by handlers. */
@@ -42,6 +43,8 @@ export interface AppServices {
   engine: FunctionEngine;
   routeLookup: RouteLookup;
   invocation: InvocationSettings;
+  /** Per-project quotas: count checks on create, concurrent invocations on the invoke path. */
+  quotas: QuotaService;
   lifecycle: Lifecycle;
   /** Prometheus metrics of this app (its own registry); see app/services/metrics. */
   metrics: Metrics;

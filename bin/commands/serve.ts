@@ -16,6 +16,7 @@ import { createEngine } from "../../app/services/engine/index.ts";
 import type { FunctionEngine } from "../../app/services/engine/types.ts";
 import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
+import { createMemoryInFlightCounter, createQuotaService } from "../../app/services/quotas/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import { version } from "../../app/version.ts";
@@ -33,6 +34,9 @@ export type ServeHooks = {
   /** Runs once the server listens, with the port actually bound. */
   onListening?: (address: { host: string; port: number }) => void;
 };
+
+/** A shared counter's lease outlives the gateway's deadline (timeout + margin) by this much. */
+const leaseExtraSeconds = 5;
 
 /** Builds the services from `config`, listens, and stops cleanly on SIGTERM/SIGINT. */
 export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Promise<void> {
@@ -98,6 +102,16 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
       maxEntries: 10_000,
     }),
     invocation: { maxBodyBytes: config["max-invoke-body"] },
+    quotas: createQuotaService(database.db, {
+      defaults: {
+        apps: config["quota-apps"],
+        routes_per_app: config["quota-routes-per-app"],
+        concurrent_invocations: config["quota-concurrent-invocations"],
+      },
+      inFlight: createMemoryInFlightCounter(),
+      limitCacheTtlMs: config["route-cache-ttl"] * 1000,
+      leaseMarginMs: (config["invoke-timeout-margin"] + leaseExtraSeconds) * 1000,
+    }),
     lifecycle: { draining: false },
     metrics,
     operator: {

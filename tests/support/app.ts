@@ -4,6 +4,11 @@ import { silentLogger } from "../../app/lib/logger.ts";
 import { type Authenticator, defaultRoleNames } from "../../app/services/auth/types.ts";
 import { EngineError, type FunctionEngine } from "../../app/services/engine/types.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
+import {
+  createMemoryInFlightCounter,
+  createQuotaService,
+  type QuotaServiceOptions,
+} from "../../app/services/quotas/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
@@ -27,6 +32,17 @@ export const rejectingAuthenticator: Authenticator = {
   },
 };
 
+/** The production defaults (100 of everything), counted in memory, no limit cache: tests see changes at once. */
+export function testQuotas(database: DatabaseHandle, options: Partial<QuotaServiceOptions> = {}) {
+  return createQuotaService(database.db, {
+    defaults: { apps: 100, routes_per_app: 100, concurrent_invocations: 100 },
+    inFlight: createMemoryInFlightCounter(),
+    limitCacheTtlMs: 0,
+    leaseMarginMs: 5_000,
+    ...options,
+  });
+}
+
 /** An app over the test database with quiet logs; override any service per test. */
 export function testApp(database: DatabaseHandle, overrides: Partial<AppServices> = {}) {
   const services: AppServices = {
@@ -38,6 +54,7 @@ export function testApp(database: DatabaseHandle, overrides: Partial<AppServices
     engine: unreachableEngine,
     routeLookup: createRouteLookup(database.db, { ttlMs: 0, maxEntries: 100 }),
     invocation: { maxBodyBytes: 32 * 1024 * 1024 },
+    quotas: testQuotas(database),
     metrics: createMetrics(),
     ...overrides,
   };

@@ -7,6 +7,7 @@ import { ApiError } from "../../lib/errors.ts";
 import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
 import { EngineError } from "../../services/engine/types.ts";
 import type { InvocationOutcome } from "../../services/metrics/index.ts";
+import type { ReleaseSlot } from "../../services/quotas/index.ts";
 import type { InvokeTarget } from "../../services/route-lookup/index.ts";
 import type { AppEnv } from "../../types.ts";
 
@@ -62,10 +63,28 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   if (declaredLength !== undefined && Number(declaredLength) > maxBodyBytes) {
     throw tooLarge(maxBodyBytes);
   }
+  // The last refusal before the engine: a 429 here has cost the engine nothing.
+  const release = await services.quotas.acquireInvocation(target.projectId, target.route.timeout);
   const node = nodeBindings(c);
   if (node && !isAsync && services.engine.invokeStreaming) {
-    return forwardStreaming(c, target, node, maxBodyBytes);
+    return forwardStreaming(c, target, node, maxBodyBytes, release);
   }
+  let response: Response;
+  try {
+    response = await invokePortable(c, target, maxBodyBytes);
+  } catch (error) {
+    release();
+    throw error;
+  }
+  // The slot is held until the client has the whole answer (or gave up on it).
+  const held = releasedWhenDone(response, release);
+  if (isAsync && held.status === 202) return withCallIdHeader(held);
+  return held;
+}
+
+async function invokePortable(c: Context<AppEnv>, target: InvokeTarget, maxBodyBytes: number) {
+  const services = c.get("services");
+  const method = c.req.method;
   const raw = c.req.raw;
   // `raw.body` materialises a full Request on Node: look at it only when a body can exist.
   const body = method !== "GET" && method !== "HEAD" && raw.body ? limitBody(raw.body, maxBodyBytes) : null;
@@ -83,8 +102,47 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
     throw failedInvocation(c, target, started, error, maxBodyBytes);
   }
   recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
-  if (isAsync && response.status === 202) return withCallIdHeader(response);
   return response;
+}
+
+/**
+ * The same response, whose body calls `release` once it has been read to the end, failed, or
+ * been cancelled (the runtime cancels it when the client goes away).
+ */
+function releasedWhenDone(response: Response, release: ReleaseSlot): Response {
+  const source = response.body;
+  if (!source) {
+    release();
+    return response;
+  }
+  const reader = source.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        release();
+        controller.error(error);
+        return;
+      }
+      if (chunk.done) {
+        release();
+        controller.close();
+      } else {
+        controller.enqueue(chunk.value);
+      }
+    },
+    cancel(reason) {
+      release();
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }
 
 type NodeBindings = { incoming: IncomingMessage; outgoing: ServerResponse };
@@ -120,6 +178,7 @@ async function forwardStreaming(
   target: InvokeTarget,
   { incoming, outgoing }: NodeBindings,
   maxBodyBytes: number,
+  release: ReleaseSlot,
 ): Promise<Response> {
   const { engine } = c.get("services");
   const method = c.req.method;
@@ -160,6 +219,8 @@ async function forwardStreaming(
     });
   } finally {
     outgoing.off("close", onClose);
+    // The engine call has settled: its answer was written out in full, or it failed.
+    release();
   }
   return alreadySent(status);
 }

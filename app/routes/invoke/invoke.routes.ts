@@ -23,6 +23,12 @@ const commonResponses = {
   404: { description: "Unknown app or route", content: errorContent },
   405: { description: "Method not allowed for an async route (only GET and POST)", content: errorContent },
   413: { description: "Request body larger than the limit", content: errorContent },
+  429: {
+    description:
+      "The project's `concurrent_invocations` quota is in use (code `concurrency_quota_exceeded`); the function was not called. Retry after `Retry-After` seconds.",
+    headers: { "Retry-After": { schema: { type: "integer" as const } } },
+    content: errorContent,
+  },
   502: { description: "Function engine unreachable or failed", content: errorContent },
   504: { description: "The function did not answer within its timeout", content: errorContent },
 };

@@ -119,7 +119,7 @@ export async function getRoute(
 }
 
 export async function createRoute(
-  services: Services,
+  services: Services & Pick<AppServices, "quotas">,
   projectId: string,
   appName: string,
   input: RouteInput,
@@ -128,6 +128,7 @@ export async function createRoute(
     return await writeThrough(services.db, services.logger, async ({ tx, engine }) => {
       // The app row stays locked until commit: a concurrent delete of the app waits for this route.
       const app = await findApp(tx, projectId, appName, { lock: true });
+      await services.quotas.checkRouteCreate(tx, projectId, app.id);
       const id = randomBytes(16).toString("hex");
       const { path, ...given } = input;
       const fields: RouteFields = {
