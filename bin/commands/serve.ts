@@ -16,6 +16,8 @@ import { createEngine } from "../../app/services/engine/index.ts";
 import type { FunctionEngine } from "../../app/services/engine/types.ts";
 import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
+import { createRateLimiter } from "../../app/services/rate-limit/index.ts";
+import { connectRedis } from "../../app/services/redis/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import { version } from "../../app/version.ts";
@@ -86,6 +88,15 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
 
   const authenticator = authenticatorFromConfig(config, logger, metrics);
   void authenticator.warmUp?.();
+  // Redis being down does not stop the start: invocations then fail open or closed as configured.
+  const redisUrl = config["redis-url"];
+  const redis = redisUrl ? connectRedis(redisUrl, { logger }) : undefined;
+  logger.info("rate limits", {
+    public: `${config["rate-limit-public"]}/s burst ${config["rate-limit-public-burst"]}`,
+    private: `${config["rate-limit-private"]}/s burst ${config["rate-limit-private-burst"]}`,
+    counters: redisUrl ? redactUri(redisUrl) : "in memory",
+    on_redis_failure: config["rate-limit-on-redis-failure"],
+  });
   const services: AppServices = {
     db: database.db,
     logger,
@@ -100,6 +111,18 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
     invocation: { maxBodyBytes: config["max-invoke-body"] },
     lifecycle: { draining: false },
     metrics,
+    rateLimiter: createRateLimiter({
+      defaults: {
+        public: { rate: config["rate-limit-public"], burst: config["rate-limit-public-burst"] },
+        private: { rate: config["rate-limit-private"], burst: config["rate-limit-private-burst"] },
+      },
+      trustedProxies: config["trusted-proxies"],
+      redis: redis?.client,
+      onRedisFailure: config["rate-limit-on-redis-failure"],
+      logger,
+      metrics,
+    }),
+    redis,
     operator: {
       metricsEndpoint: config.metrics,
       healthCacheMs: config["healthcheck-cache"] * 1000,
@@ -140,6 +163,7 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
       endDelay: endDelay.signal,
     });
     await authenticator.close?.().catch(() => {});
+    await redis?.close().catch(() => {});
     await engine
       .close()
       .catch((error: Error) => logger.warn("closing the function engine failed", { error: error.message }));

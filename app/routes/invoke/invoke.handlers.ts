@@ -7,6 +7,7 @@ import { ApiError } from "../../lib/errors.ts";
 import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
 import { EngineError } from "../../services/engine/types.ts";
 import type { InvocationOutcome } from "../../services/metrics/index.ts";
+import type { RateLimitHeaders } from "../../services/rate-limit/index.ts";
 import type { InvokeTarget } from "../../services/route-lookup/index.ts";
 import type { AppEnv } from "../../types.ts";
 
@@ -35,7 +36,16 @@ export async function invokePublic(c: Context<AppEnv>) {
       "This route is private: invoke it through /v1/r/{project_id}/... with a token",
     );
   }
-  return forward(c, target);
+  const { rateLimiter } = c.get("services");
+  const caller = rateLimiter.clientAddress(peerAddress(c), () => c.req.header("x-forwarded-for"));
+  const limit = await rateLimiter.consume({
+    kind: "public",
+    route: target.routeId,
+    caller,
+    rate: target.rateLimit,
+    burst: target.rateLimitBurst,
+  });
+  return forward(c, target, limit);
 }
 
 export async function invokePrivate(c: Context<AppEnv>) {
@@ -45,10 +55,25 @@ export async function invokePrivate(c: Context<AppEnv>) {
   const target = path ? await c.get("services").routeLookup.find(appName, path) : null;
   // Another project's app answers like a missing one: nothing leaks across projects.
   if (!target || target.projectId !== projectId) throw new ApiError("not_found", "Route not found");
-  return forward(c, target);
+  const limit = await c.get("services").rateLimiter.consume({
+    kind: "private",
+    route: target.routeId,
+    caller: projectId,
+    rate: target.rateLimit,
+    burst: target.rateLimitBurst,
+  });
+  return forward(c, target, limit);
 }
 
-async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Response> {
+/**
+ * The engine is called only once the rate limit let the invocation through; its headers
+ * (`limit`, null when unlimited) go out with the function's answer.
+ */
+async function forward(
+  c: Context<AppEnv>,
+  target: InvokeTarget,
+  limit: RateLimitHeaders | null,
+): Promise<Response> {
   const services = c.get("services");
   const method = c.req.method;
   const isAsync = target.route.type === "async";
@@ -64,7 +89,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   }
   const node = nodeBindings(c);
   if (node && !isAsync && services.engine.invokeStreaming) {
-    return forwardStreaming(c, target, node, maxBodyBytes);
+    return forwardStreaming(c, target, node, maxBodyBytes, limit);
   }
   const raw = c.req.raw;
   // `raw.body` materialises a full Request on Node: look at it only when a body can exist.
@@ -83,8 +108,25 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
     throw failedInvocation(c, target, started, error, maxBodyBytes);
   }
   recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
-  if (isAsync && response.status === 202) return withCallIdHeader(response);
-  return response;
+  const answer = isAsync && response.status === 202 ? await withCallIdHeader(response) : response;
+  return limit ? withHeaders(answer, limit) : answer;
+}
+
+/** The socket's peer on Node; undefined in runtimes that give none. */
+function peerAddress(c: Context<AppEnv>): string | undefined {
+  return (c.env as Partial<NodeBindings> | undefined)?.incoming?.socket?.remoteAddress;
+}
+
+function withHeaders(response: Response, extra: Record<string, string>): Response {
+  try {
+    for (const [name, value] of Object.entries(extra)) response.headers.set(name, value);
+    return response;
+  } catch {
+    // Immutable headers (a Response straight from fetch): copy them into a new Response.
+    const headers = new Headers(response.headers);
+    for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
 }
 
 type NodeBindings = { incoming: IncomingMessage; outgoing: ServerResponse };
@@ -120,6 +162,7 @@ async function forwardStreaming(
   target: InvokeTarget,
   { incoming, outgoing }: NodeBindings,
   maxBodyBytes: number,
+  limit: RateLimitHeaders | null,
 ): Promise<Response> {
   const { engine } = c.get("services");
   const method = c.req.method;
@@ -146,6 +189,7 @@ async function forwardStreaming(
         recordInvocation(c, started, status >= 500 ? "function_error" : "success");
         const headers = clientResponseHeaderRecord(upstreamHeaders);
         headers["x-openstack-request-id"] = c.get("requestId");
+        if (limit) Object.assign(headers, limit);
         outgoing.writeHead(upstreamStatus, headers);
         return outgoing;
       },
