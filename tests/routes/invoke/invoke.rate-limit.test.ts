@@ -221,4 +221,29 @@ describe("rate limited invocation", () => {
     expect(reachedEngine(engineApp)).toBe(2);
     expect(limiterLog.entries.filter((entry) => entry.message.includes("no client address"))).toHaveLength(1);
   });
+  it("is documented in the OpenAPI document: 429 and its headers on every invocation route, the route fields", async () => {
+    const document = await (
+      await harness.app.fetch(new Request("http://picasso.test/api/openapi.json"))
+    ).json();
+    for (const path of ["/r/{app}/{route_path}", "/v1/r/{project_id}/{app}/{route_path}"]) {
+      for (const method of ["get", "post", "put", "patch", "delete"]) {
+        const responses = document.paths[path][method].responses;
+        expect(Object.keys(responses[429].headers)).toEqual([
+          "Retry-After",
+          "X-RateLimit-Limit",
+          "X-RateLimit-Remaining",
+          "X-RateLimit-Reset",
+        ]);
+        expect(Object.keys(responses[200].headers)).toContain("X-RateLimit-Remaining");
+      }
+    }
+    for (const schema of ["RouteCreate", "RoutePut", "RoutePatch", "Route"]) {
+      expect(document.components.schemas[schema].properties).toHaveProperty("rate_limit");
+      expect(document.components.schemas[schema].properties).toHaveProperty("rate_limit_burst");
+    }
+    expect(document.components.schemas.RouteCreate.properties.rate_limit).toMatchObject({
+      minimum: 1,
+      maximum: 100000,
+    });
+  });
 });
