@@ -112,9 +112,13 @@ async function forward(
   return limit ? withHeaders(answer, limit) : answer;
 }
 
-/** The socket's peer on Node; undefined in runtimes that give none. */
+/**
+ * The socket's peer on Node; undefined in runtimes that give none. A socket already closed has no
+ * address left: such a caller is nobody in particular, not a sign of another runtime.
+ */
 function peerAddress(c: Context<AppEnv>): string | undefined {
-  return (c.env as Partial<NodeBindings> | undefined)?.incoming?.socket?.remoteAddress;
+  const incoming = (c.env as Partial<NodeBindings> | undefined)?.incoming;
+  return incoming ? (incoming.socket?.remoteAddress ?? "unknown") : undefined;
 }
 
 function withHeaders(response: Response, extra: Record<string, string>): Response {
