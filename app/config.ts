@@ -7,7 +7,9 @@ import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { routeLimits } from "./services/management/limits.ts";
 import { quotaBounds } from "./services/quotas/limits.ts";
+import { parseTrustedProxies } from "./services/rate-limit/client-address.ts";
 
 export type OptionSpec = {
   /** Environment variable consulted when the flag is absent. */
@@ -213,6 +215,44 @@ export const serveOptions = {
     env: "PICASSO_HEALTHCHECK_TIMEOUT",
     default: "3",
     description: "Seconds each dependency gets to answer a detailed /healthcheck.",
+  },
+  "rate-limit-public": {
+    env: "PICASSO_RATE_LIMIT_PUBLIC",
+    default: "50",
+    description:
+      "Public invocations per second per route and client address, for routes without rate_limit (0: no limit).",
+  },
+  "rate-limit-public-burst": {
+    env: "PICASSO_RATE_LIMIT_PUBLIC_BURST",
+    default: "100",
+    description: "Public invocations allowed at once above that rate, for routes without rate_limit_burst.",
+  },
+  "rate-limit-private": {
+    env: "PICASSO_RATE_LIMIT_PRIVATE",
+    default: "200",
+    description:
+      "Private invocations per second per route and project, for routes without rate_limit (0: no limit).",
+  },
+  "rate-limit-private-burst": {
+    env: "PICASSO_RATE_LIMIT_PRIVATE_BURST",
+    default: "400",
+    description: "Private invocations allowed at once above that rate, for routes without rate_limit_burst.",
+  },
+  "trusted-proxies": {
+    env: "PICASSO_TRUSTED_PROXIES",
+    description:
+      "Comma-separated IP addresses or CIDRs of proxies whose X-Forwarded-For names the client (default: none).",
+  },
+  "redis-url": {
+    env: "PICASSO_REDIS_URL",
+    description:
+      "Redis holding the rate limit counters, shared by all instances (redis:// or rediss://; default: in memory, per instance).",
+  },
+  "rate-limit-on-redis-failure": {
+    env: "PICASSO_RATE_LIMIT_ON_REDIS_FAILURE",
+    default: "open",
+    description:
+      "When Redis (--redis-url) fails: open lets invocations through without rate limit or concurrency count, closed answers 503.",
   },
 } satisfies Record<string, OptionSpec>;
 
@@ -457,6 +497,43 @@ export function isLoopbackHost(host: string): boolean {
   );
 }
 
+const defaultRate = z.coerce
+  .number({ error: "must be a number of invocations per second" })
+  .int("must be an integer")
+  .min(0, `must be between 0 and ${routeLimits.rateLimit.max}`)
+  .max(routeLimits.rateLimit.max, `must be between 0 and ${routeLimits.rateLimit.max}`);
+
+const defaultBurst = z.coerce
+  .number({ error: "must be a number of invocations" })
+  .int("must be an integer")
+  .min(routeLimits.rateLimitBurst.min, `must be between 0 and ${routeLimits.rateLimitBurst.max}`)
+  .max(routeLimits.rateLimitBurst.max, `must be between 0 and ${routeLimits.rateLimitBurst.max}`);
+
+/** Each entry checked here, so a typo stops the command instead of trusting nobody (or everybody). */
+const trustedProxies = z
+  .string()
+  .optional()
+  .transform((value, ctx) => {
+    try {
+      return parseTrustedProxies(value ?? "");
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const redisUrl = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "";
+    } catch {
+      return false;
+    }
+  }, "must be a URL like redis://host:6379 or rediss://user:password@host:6380/0");
+
 const serveConfigFields = z.object({
   host: z.string().trim().min(1, "must not be empty"),
   port: z.coerce
@@ -532,6 +609,17 @@ const serveConfigFields = z.object({
   metrics: onOff,
   "healthcheck-cache": seconds,
   "healthcheck-timeout": positiveSeconds,
+  "rate-limit-public": defaultRate,
+  "rate-limit-public-burst": defaultBurst,
+  "rate-limit-private": defaultRate,
+  "rate-limit-private-burst": defaultBurst,
+  "trusted-proxies": trustedProxies,
+  "redis-url": redisUrl.optional(),
+  "rate-limit-on-redis-failure": z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["open", "closed"], { error: "must be open or closed" })),
 });
 
 type ServeFields = z.infer<typeof serveConfigFields>;

@@ -9,6 +9,7 @@ import {
   createQuotaService,
   type QuotaServiceOptions,
 } from "../../app/services/quotas/index.ts";
+import { createRateLimiter, type RateLimiterOptions } from "../../app/services/rate-limit/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
@@ -43,8 +44,15 @@ export function testQuotas(database: DatabaseHandle, options: Partial<QuotaServi
   });
 }
 
+/** Server defaults of 0: only routes with their own `rate_limit` are limited, unless a test says otherwise. */
+export const noDefaultRateLimits: RateLimiterOptions["defaults"] = {
+  public: { rate: 0, burst: 0 },
+  private: { rate: 0, burst: 0 },
+};
+
 /** An app over the test database with quiet logs; override any service per test. */
 export function testApp(database: DatabaseHandle, overrides: Partial<AppServices> = {}) {
+  const metrics = overrides.metrics ?? createMetrics();
   const services: AppServices = {
     db: database.db,
     logger: silentLogger,
@@ -55,7 +63,8 @@ export function testApp(database: DatabaseHandle, overrides: Partial<AppServices
     routeLookup: createRouteLookup(database.db, { ttlMs: 0, maxEntries: 100 }),
     invocation: { maxBodyBytes: 32 * 1024 * 1024 },
     quotas: testQuotas(database),
-    metrics: createMetrics(),
+    metrics,
+    rateLimiter: createRateLimiter({ defaults: noDefaultRateLimits, logger: silentLogger, metrics }),
     ...overrides,
   };
   return { app: createApp(services), services };

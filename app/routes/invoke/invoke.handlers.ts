@@ -8,6 +8,7 @@ import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
 import { EngineError } from "../../services/engine/types.ts";
 import type { InvocationOutcome } from "../../services/metrics/index.ts";
 import type { ReleaseSlot } from "../../services/quotas/index.ts";
+import type { RateLimitHeaders } from "../../services/rate-limit/index.ts";
 import type { InvokeTarget } from "../../services/route-lookup/index.ts";
 import type { AppEnv } from "../../types.ts";
 
@@ -36,7 +37,16 @@ export async function invokePublic(c: Context<AppEnv>) {
       "This route is private: invoke it through /v1/r/{project_id}/... with a token",
     );
   }
-  return forward(c, target);
+  const { rateLimiter } = c.get("services");
+  const caller = rateLimiter.clientAddress(peerAddress(c), () => c.req.header("x-forwarded-for"));
+  const limit = await rateLimiter.consume({
+    kind: "public",
+    route: target.routeId,
+    caller,
+    rate: target.rateLimit,
+    burst: target.rateLimitBurst,
+  });
+  return forward(c, target, limit);
 }
 
 export async function invokePrivate(c: Context<AppEnv>) {
@@ -46,10 +56,25 @@ export async function invokePrivate(c: Context<AppEnv>) {
   const target = path ? await c.get("services").routeLookup.find(appName, path) : null;
   // Another project's app answers like a missing one: nothing leaks across projects.
   if (!target || target.projectId !== projectId) throw new ApiError("not_found", "Route not found");
-  return forward(c, target);
+  const limit = await c.get("services").rateLimiter.consume({
+    kind: "private",
+    route: target.routeId,
+    caller: projectId,
+    rate: target.rateLimit,
+    burst: target.rateLimitBurst,
+  });
+  return forward(c, target, limit);
 }
 
-async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Response> {
+/**
+ * The engine is called only once the rate limit let the invocation through; its headers
+ * (`limit`, null when unlimited) go out with the function's answer.
+ */
+async function forward(
+  c: Context<AppEnv>,
+  target: InvokeTarget,
+  limit: RateLimitHeaders | null,
+): Promise<Response> {
   const services = c.get("services");
   const method = c.req.method;
   const isAsync = target.route.type === "async";
@@ -67,7 +92,7 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   const release = await services.quotas.acquireInvocation(target.projectId, target.route.timeout);
   const node = nodeBindings(c);
   if (node && !isAsync && services.engine.invokeStreaming) {
-    return forwardStreaming(c, target, node, maxBodyBytes, release);
+    return forwardStreaming(c, target, node, maxBodyBytes, release, limit);
   }
   let response: Response;
   try {
@@ -78,8 +103,8 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   }
   // The slot is held until the client has the whole answer (or gave up on it).
   const held = releasedWhenDone(response, release);
-  if (isAsync && held.status === 202) return withCallIdHeader(held);
-  return held;
+  const answer = isAsync && held.status === 202 ? await withCallIdHeader(held) : held;
+  return limit ? withHeaders(answer, limit) : answer;
 }
 
 async function invokePortable(c: Context<AppEnv>, target: InvokeTarget, maxBodyBytes: number) {
@@ -103,6 +128,27 @@ async function invokePortable(c: Context<AppEnv>, target: InvokeTarget, maxBodyB
   }
   recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
   return response;
+}
+
+/**
+ * The socket's peer on Node; undefined in runtimes that give none. A socket already closed has no
+ * address left: such a caller is nobody in particular, not a sign of another runtime.
+ */
+function peerAddress(c: Context<AppEnv>): string | undefined {
+  const incoming = (c.env as Partial<NodeBindings> | undefined)?.incoming;
+  return incoming ? (incoming.socket?.remoteAddress ?? "unknown") : undefined;
+}
+
+function withHeaders(response: Response, extra: Record<string, string>): Response {
+  try {
+    for (const [name, value] of Object.entries(extra)) response.headers.set(name, value);
+    return response;
+  } catch {
+    // Immutable headers (a Response straight from fetch): copy them into a new Response.
+    const headers = new Headers(response.headers);
+    for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
 }
 
 /**
@@ -179,6 +225,7 @@ async function forwardStreaming(
   { incoming, outgoing }: NodeBindings,
   maxBodyBytes: number,
   release: ReleaseSlot,
+  limit: RateLimitHeaders | null,
 ): Promise<Response> {
   const { engine } = c.get("services");
   const method = c.req.method;
@@ -205,6 +252,7 @@ async function forwardStreaming(
         recordInvocation(c, started, status >= 500 ? "function_error" : "success");
         const headers = clientResponseHeaderRecord(upstreamHeaders);
         headers["x-openstack-request-id"] = c.get("requestId");
+        if (limit) Object.assign(headers, limit);
         outgoing.writeHead(upstreamStatus, headers);
         return outgoing;
       },

@@ -27,6 +27,9 @@ export type RouteFields = {
   /** Picasso's own invocation options: never sent to the engine. null = the server's `--max-invoke-body`. */
   maxBodyBytes: number | null;
   forwardAuthHeaders: boolean;
+  /** Picasso's own rate limit (never sent to the engine); null = the server's default. */
+  rateLimit: number | null;
+  rateLimitBurst: number | null;
   description: string;
 };
 
@@ -48,12 +51,17 @@ export const routeDefaults = {
   isPublic: false,
   maxBodyBytes: null,
   forwardAuthHeaders: false,
+  rateLimit: null,
+  rateLimitBurst: null,
   description: "",
 } as const satisfies Partial<RouteFields>;
 
 export function engineRoute(
   row: Pick<RouteRow, "path"> &
-    Omit<RouteFields, "isPublic" | "description" | "maxBodyBytes" | "forwardAuthHeaders">,
+    Omit<
+      RouteFields,
+      "isPublic" | "description" | "maxBodyBytes" | "forwardAuthHeaders" | "rateLimit" | "rateLimitBurst"
+    >,
 ): EngineRoute {
   return {
     path: row.path,
@@ -214,7 +222,9 @@ export async function updateRoute(
       next.isPublic !== current.isPublic ||
       next.description !== current.description ||
       next.maxBodyBytes !== current.maxBodyBytes ||
-      next.forwardAuthHeaders !== current.forwardAuthHeaders;
+      next.forwardAuthHeaders !== current.forwardAuthHeaders ||
+      next.rateLimit !== current.rateLimit ||
+      next.rateLimitBurst !== current.rateLimitBurst;
     if (!engineChanged && !picassoChanged) {
       return { app, route: current };
     }
@@ -263,6 +273,8 @@ function pickFields(row: RouteRow): RouteFields {
     isPublic: row.isPublic,
     maxBodyBytes: row.maxBodyBytes,
     forwardAuthHeaders: row.forwardAuthHeaders,
+    rateLimit: row.rateLimit,
+    rateLimitBurst: row.rateLimitBurst,
     description: row.description,
   };
 }
