@@ -10,6 +10,7 @@ import { registerHealth } from "./routes/health/health.index.ts";
 import { registerInvocation } from "./routes/invoke/invoke.index.ts";
 import { registerMeta } from "./routes/meta/meta.index.ts";
 import { registerMetrics } from "./routes/metrics/metrics.index.ts";
+import { registerQuotas } from "./routes/quotas/quotas.index.ts";
 import { registerRoutes } from "./routes/routes/routes.index.ts";
 import { databaseUnavailable, isDatabaseUnavailable } from "./services/management/failures.ts";
 import type { AppServices } from "./types.ts";
@@ -33,6 +34,7 @@ export function createApp(services: AppServices) {
   registerMeta(app);
   registerApps(app);
   registerRoutes(app);
+  registerQuotas(app);
   registerHealth(app, services);
   if (services.operator?.metricsEndpoint ?? true) registerMetrics(app);
   registerDocs(app, { version });

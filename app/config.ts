@@ -7,6 +7,9 @@ import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { routeLimits } from "./services/management/limits.ts";
+import { quotaBounds } from "./services/quotas/limits.ts";
+import { parseTrustedProxies } from "./services/rate-limit/client-address.ts";
 
 export type OptionSpec = {
   /** Environment variable consulted when the flag is absent. */
@@ -150,6 +153,22 @@ export const serveOptions = {
     default: "32MiB",
     description: "Largest request body forwarded to a function (bytes, or with KiB/MiB/GiB).",
   },
+  "quota-apps": {
+    env: "PICASSO_QUOTA_APPS",
+    default: "100",
+    description: "Apps a project may have unless an admin set its quota (-1: unlimited).",
+  },
+  "quota-routes-per-app": {
+    env: "PICASSO_QUOTA_ROUTES_PER_APP",
+    default: "100",
+    description: "Routes each app may have unless an admin set the project's quota (-1: unlimited).",
+  },
+  "quota-concurrent-invocations": {
+    env: "PICASSO_QUOTA_CONCURRENT_INVOCATIONS",
+    default: "100",
+    description:
+      "Invocations of a project's routes running at once unless an admin set its quota (-1: unlimited); more get 429.",
+  },
   "route-cache-ttl": {
     env: "PICASSO_ROUTE_CACHE_TTL",
     default: "5",
@@ -202,6 +221,44 @@ export const serveOptions = {
     env: "PICASSO_HEALTHCHECK_TIMEOUT",
     default: "3",
     description: "Seconds each dependency gets to answer a detailed /healthcheck.",
+  },
+  "rate-limit-public": {
+    env: "PICASSO_RATE_LIMIT_PUBLIC",
+    default: "50",
+    description:
+      "Public invocations per second per route and client address, for routes without rate_limit (0: no limit).",
+  },
+  "rate-limit-public-burst": {
+    env: "PICASSO_RATE_LIMIT_PUBLIC_BURST",
+    default: "100",
+    description: "Public invocations allowed at once above that rate, for routes without rate_limit_burst.",
+  },
+  "rate-limit-private": {
+    env: "PICASSO_RATE_LIMIT_PRIVATE",
+    default: "200",
+    description:
+      "Private invocations per second per route and project, for routes without rate_limit (0: no limit).",
+  },
+  "rate-limit-private-burst": {
+    env: "PICASSO_RATE_LIMIT_PRIVATE_BURST",
+    default: "400",
+    description: "Private invocations allowed at once above that rate, for routes without rate_limit_burst.",
+  },
+  "trusted-proxies": {
+    env: "PICASSO_TRUSTED_PROXIES",
+    description:
+      "Comma-separated IP addresses or CIDRs of proxies whose X-Forwarded-For names the client (default: none).",
+  },
+  "redis-url": {
+    env: "PICASSO_REDIS_URL",
+    description:
+      "Redis holding the rate limit counters, shared by all instances (redis:// or rediss://; default: in memory, per instance).",
+  },
+  "rate-limit-on-redis-failure": {
+    env: "PICASSO_RATE_LIMIT_ON_REDIS_FAILURE",
+    default: "open",
+    description:
+      "When Redis (--redis-url) fails: open lets invocations through without rate limit or concurrency count, closed answers 503.",
   },
 } satisfies Record<string, OptionSpec>;
 
@@ -394,6 +451,14 @@ const byteSize = z.string().transform((value, ctx) => {
   return bytes;
 });
 
+/** A count quota as Nova spells it: -1 is unlimited, 0 allows nothing. */
+const quotaLimitMessage = `must be an integer from ${quotaBounds.min} (unlimited) to ${quotaBounds.max}`;
+const quotaLimit = z.coerce
+  .number({ error: quotaLimitMessage })
+  .int(quotaLimitMessage)
+  .min(quotaBounds.min, quotaLimitMessage)
+  .max(quotaBounds.max, quotaLimitMessage);
+
 const positiveSeconds = seconds.refine((value) => value > 0, "must be more than 0");
 
 const onOff = z
@@ -437,6 +502,43 @@ export function isLoopbackHost(host: string): boolean {
     /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare)
   );
 }
+
+const defaultRate = z.coerce
+  .number({ error: "must be a number of invocations per second" })
+  .int("must be an integer")
+  .min(0, `must be between 0 and ${routeLimits.rateLimit.max}`)
+  .max(routeLimits.rateLimit.max, `must be between 0 and ${routeLimits.rateLimit.max}`);
+
+const defaultBurst = z.coerce
+  .number({ error: "must be a number of invocations" })
+  .int("must be an integer")
+  .min(routeLimits.rateLimitBurst.min, `must be between 0 and ${routeLimits.rateLimitBurst.max}`)
+  .max(routeLimits.rateLimitBurst.max, `must be between 0 and ${routeLimits.rateLimitBurst.max}`);
+
+/** Each entry checked here, so a typo stops the command instead of trusting nobody (or everybody). */
+const trustedProxies = z
+  .string()
+  .optional()
+  .transform((value, ctx) => {
+    try {
+      return parseTrustedProxies(value ?? "");
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const redisUrl = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "";
+    } catch {
+      return false;
+    }
+  }, "must be a URL like redis://host:6379 or rediss://user:password@host:6380/0");
 
 const serveConfigFields = z.object({
   host: z.string().trim().min(1, "must not be empty"),
@@ -497,6 +599,9 @@ const serveConfigFields = z.object({
   "log-format": z.enum(["text", "json"], { error: "must be text or json" }),
   "shutdown-timeout": seconds,
   "max-invoke-body": byteSize,
+  "quota-apps": quotaLimit,
+  "quota-routes-per-app": quotaLimit,
+  "quota-concurrent-invocations": quotaLimit,
   "route-cache-ttl": seconds,
   "invoke-timeout-margin": seconds,
   "shutdown-delay": seconds,
@@ -511,6 +616,17 @@ const serveConfigFields = z.object({
   metrics: onOff,
   "healthcheck-cache": seconds,
   "healthcheck-timeout": positiveSeconds,
+  "rate-limit-public": defaultRate,
+  "rate-limit-public-burst": defaultBurst,
+  "rate-limit-private": defaultRate,
+  "rate-limit-private-burst": defaultBurst,
+  "trusted-proxies": trustedProxies,
+  "redis-url": redisUrl.optional(),
+  "rate-limit-on-redis-failure": z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["open", "closed"], { error: "must be open or closed" })),
 });
 
 type ServeFields = z.infer<typeof serveConfigFields>;

@@ -3,6 +3,9 @@ import type { Logger } from "./lib/logger.ts";
 import type { Authenticator, RoleNames } from "./services/auth/types.ts";
 import type { FunctionEngine } from "./services/engine/types.ts";
 import type { Metrics } from "./services/metrics/index.ts";
+import type { QuotaService } from "./services/quotas/index.ts";
+import type { RateLimiter } from "./services/rate-limit/index.ts";
+import type { RedisConnection } from "./services/redis/index.ts";
 import type { RouteLookup } from "./services/route-lookup/index.ts";
 
 /** Who a validated Keystone token belongs to; set by the auth middleware, read by handlers. */
@@ -42,6 +45,8 @@ export interface AppServices {
   engine: FunctionEngine;
   routeLookup: RouteLookup;
   invocation: InvocationSettings;
+  /** Per-project quotas: count checks on create, concurrent invocations on the invoke path. */
+  quotas: QuotaService;
   lifecycle: Lifecycle;
   /** Prometheus metrics of this app (its own registry); see app/services/metrics. */
   metrics: Metrics;
@@ -51,6 +56,10 @@ export interface AppServices {
   assets?: AssetSource;
   /** Public base URL of this API if it sits behind a proxy; else derived from each request. */
   publicUrl?: string;
+  /** Counts every invocation against its route's rate limit (app/services/rate-limit). */
+  rateLimiter: RateLimiter;
+  /** `--redis-url`: the shared Redis connection, reported by the detailed health check. */
+  redis?: RedisConnection;
 }
 
 export type RequestLimits = {

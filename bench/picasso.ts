@@ -99,6 +99,16 @@ export async function startPicasso(options: { enginePort: number; mysqlUri: stri
       "WARNING",
       "--max-invoke-body",
       "2GiB",
+      // One load generator is one client address: limits it can never reach, so the bench
+      // measures the limiter's cost on every invocation without being limited.
+      "--rate-limit-public",
+      "100000",
+      "--rate-limit-public-burst",
+      "1000000",
+      "--rate-limit-private",
+      "100000",
+      "--rate-limit-private-burst",
+      "1000000",
       "--shutdown-timeout",
       "2",
     ],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh machine of this kind: installs what is missing, starts the
-# services the tests talk to (MariaDB, Keystone), then type-checks, lints and runs vitest.
+# services the tests talk to (MariaDB, Redis, Keystone), then type-checks, lints and runs vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,7 @@ elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_mo
 fi
 
 bash scripts/mariadb.sh
+bash scripts/redis.sh
 # The API explorer test drives Debian's Chromium (playwright-core brings no browser of its own).
 if [ ! -x /usr/bin/chromium ]; then
   echo "test.sh: installing chromium" >&2

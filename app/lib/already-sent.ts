@@ -12,12 +12,25 @@ export function isAlreadySent(response: Response): boolean {
  * is the runtime's own Response, which node-server lets through untouched.
  */
 export function alreadySent(status: number): Response {
-  // Climb to the root class: several node-server copies (tests) each subclass the previous one.
+  // Nothing reads or changes these bodiless, header-only answers, so one per status serves all
+  // requests: building a runtime Response (and its Headers) per invocation is measurable.
+  let response = alreadySentByStatus.get(status);
+  if (!response) {
+    response = new (nativeResponse())(null, { status, headers: { [alreadySentHeader]: "true" } });
+    alreadySentByStatus.set(status, response);
+  }
+  return response;
+}
+
+const alreadySentByStatus = new Map<number, Response>();
+
+/** Climbs to the root class: several node-server copies (tests) each subclass the previous one. */
+function nativeResponse(): typeof Response {
   let NativeResponse: typeof Response = Response;
   for (;;) {
     const parent: unknown = Object.getPrototypeOf(NativeResponse);
     if (typeof parent !== "function" || parent === Function.prototype) break;
     NativeResponse = parent as typeof Response;
   }
-  return new NativeResponse(null, { status, headers: { [alreadySentHeader]: "true" } });
+  return NativeResponse;
 }

@@ -16,6 +16,10 @@ export const errorStatuses = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   too_many_requests: 429,
+  /** The project's concurrent-invocations quota is in use: retry shortly. */
+  concurrency_quota_exceeded: 429,
+  /** An invocation over its route's rate limit (with `Retry-After` and `X-RateLimit-*`). */
+  rate_limited: 429,
   request_header_fields_too_large: 431,
   internal_error: 500,
   /** The tenant's function failed (non-zero exit, missing executable): its fault, not Picasso's. */

@@ -115,27 +115,44 @@ export function createLogger(options: LoggerOptions): Logger {
     },
   };
   const consola = createConsola({ level: consolaLevels[options.level], reporters: [reporter] });
-  return wrap(consola, {});
+  return new BoundLogger(consola, {});
 }
 
 const methodLevels = { trace: 5, debug: 4, info: 3, warn: 1, error: 0 } as const;
-const ignore = () => {};
 
-function wrap(consola: ConsolaInstance, bound: LogFields): Logger {
-  // Levels below the configured one cost nothing: the hot path logs at INFO and DEBUG per request.
-  const emit = (method: keyof typeof methodLevels) =>
-    methodLevels[method] > consola.level
-      ? ignore
-      : (message: string, fields?: LogFields) =>
-          consola[method](message, fields ? { ...bound, ...fields } : bound);
-  return {
-    trace: emit("trace"),
-    debug: emit("debug"),
-    info: emit("info"),
-    warn: emit("warn"),
-    error: emit("error"),
-    child: (fields) => wrap(consola, { ...bound, ...fields }),
-  };
+/**
+ * Every request makes a child (its request id), so a child is one small object: methods live on
+ * the prototype and check the level when called, instead of closures built per child.
+ */
+class BoundLogger implements Logger {
+  constructor(
+    private readonly consola: ConsolaInstance,
+    private readonly bound: LogFields,
+  ) {}
+
+  private emit(method: keyof typeof methodLevels, message: string, fields: LogFields | undefined): void {
+    if (methodLevels[method] > this.consola.level) return;
+    this.consola[method](message, fields ? { ...this.bound, ...fields } : this.bound);
+  }
+
+  trace(message: string, fields?: LogFields): void {
+    this.emit("trace", message, fields);
+  }
+  debug(message: string, fields?: LogFields): void {
+    this.emit("debug", message, fields);
+  }
+  info(message: string, fields?: LogFields): void {
+    this.emit("info", message, fields);
+  }
+  warn(message: string, fields?: LogFields): void {
+    this.emit("warn", message, fields);
+  }
+  error(message: string, fields?: LogFields): void {
+    this.emit("error", message, fields);
+  }
+  child(fields: LogFields): Logger {
+    return new BoundLogger(this.consola, { ...this.bound, ...fields });
+  }
 }
 
 /** For tests and embedders that want no output. */

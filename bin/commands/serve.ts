@@ -9,6 +9,7 @@ import {
   serveOptions,
 } from "../../app/config.ts";
 import { createLogger, createLogSink, type Logger } from "../../app/lib/logger.ts";
+import { throttledWarning } from "../../app/lib/throttled-log.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { listen } from "../../app/node/server.ts";
 import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
@@ -16,6 +17,10 @@ import { createEngine } from "../../app/services/engine/index.ts";
 import type { FunctionEngine } from "../../app/services/engine/types.ts";
 import { observeDatabasePool } from "../../app/services/metrics/db-pool.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
+import { createMemoryInFlightCounter, createQuotaService } from "../../app/services/quotas/index.ts";
+import { createRedisInFlightCounter } from "../../app/services/quotas/redis-in-flight.ts";
+import { createRateLimiter } from "../../app/services/rate-limit/index.ts";
+import { connectRedis } from "../../app/services/redis/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import { version } from "../../app/version.ts";
@@ -33,6 +38,9 @@ export type ServeHooks = {
   /** Runs once the server listens, with the port actually bound. */
   onListening?: (address: { host: string; port: number }) => void;
 };
+
+/** A shared counter's lease outlives the gateway's deadline (timeout + margin) by this much. */
+const leaseExtraSeconds = 5;
 
 /** Builds the services from `config`, listens, and stops cleanly on SIGTERM/SIGINT. */
 export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Promise<void> {
@@ -87,6 +95,16 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
 
   const authenticator = authenticatorFromConfig(config, logger, metrics);
   void authenticator.warmUp?.();
+  // Redis being down does not stop the start: invocations then fail open or closed as configured.
+  const redisUrl = config["redis-url"];
+  const redis = redisUrl ? connectRedis(redisUrl, { logger }) : undefined;
+  logger.info("rate limits", {
+    public: `${config["rate-limit-public"]}/s burst ${config["rate-limit-public-burst"]}`,
+    private: `${config["rate-limit-private"]}/s burst ${config["rate-limit-private-burst"]}`,
+    counters: redisUrl ? redactUri(redisUrl) : "in memory",
+    on_redis_failure: config["rate-limit-on-redis-failure"],
+  });
+  const warnInFlightFailure = throttledWarning(logger, "concurrency quota not counted: Redis failed", 10_000);
   const services: AppServices = {
     db: database.db,
     logger,
@@ -100,8 +118,36 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
     }),
     invocation: { maxBodyBytes: config["max-invoke-body"] },
     requestLimits: { bodyTimeoutMs: config["body-timeout"] * 1000 },
+    quotas: createQuotaService(database.db, {
+      defaults: {
+        apps: config["quota-apps"],
+        routes_per_app: config["quota-routes-per-app"],
+        concurrent_invocations: config["quota-concurrent-invocations"],
+      },
+      // With Redis, all instances count one project's invocations together.
+      inFlight: redis
+        ? createRedisInFlightCounter(redis.client, {
+            failOpen: config["rate-limit-on-redis-failure"] === "open",
+            onError: (error) => warnInFlightFailure({ error: error.message }),
+          })
+        : createMemoryInFlightCounter(),
+      limitCacheTtlMs: config["route-cache-ttl"] * 1000,
+      leaseMarginMs: (config["invoke-timeout-margin"] + leaseExtraSeconds) * 1000,
+    }),
     lifecycle: { draining: false },
     metrics,
+    rateLimiter: createRateLimiter({
+      defaults: {
+        public: { rate: config["rate-limit-public"], burst: config["rate-limit-public-burst"] },
+        private: { rate: config["rate-limit-private"], burst: config["rate-limit-private-burst"] },
+      },
+      trustedProxies: config["trusted-proxies"],
+      redis: redis?.client,
+      onRedisFailure: config["rate-limit-on-redis-failure"],
+      logger,
+      metrics,
+    }),
+    redis,
     operator: {
       metricsEndpoint: config.metrics,
       healthCacheMs: config["healthcheck-cache"] * 1000,
@@ -142,6 +188,7 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
       endDelay: endDelay.signal,
     });
     await authenticator.close?.().catch(() => {});
+    await redis?.close().catch(() => {});
     await engine
       .close()
       .catch((error: Error) => logger.warn("closing the function engine failed", { error: error.message }));

@@ -77,4 +77,42 @@ describe("OpenAPI document of the management API", () => {
       expect(document.components.schemas[schema], schema).toBeDefined();
     }
   });
+
+  it("documents the quota endpoints: read for the project, change and reset for admins", async () => {
+    const { app } = testApp(database);
+    const document = (await (await app.fetch(new Request("http://x/api/openapi.json"))).json()) as {
+      paths: Record<string, Record<string, Operation & { description?: string }>>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
+    const item = document.paths["/v1/{project_id}/quotas"];
+    expect(Object.keys(item ?? {}).sort()).toEqual(["delete", "get", "put"]);
+    for (const [method, operation] of Object.entries(item ?? {})) {
+      expect(operation.tags, method).toEqual(["quotas"]);
+      expect(operation.security, method).toEqual([{ keystoneToken: [] }]);
+      expect((operation.parameters ?? []).map((p) => `${p.in}:${p.name}`)).toEqual(["path:project_id"]);
+      for (const status of ["400", "401", "403"]) {
+        expect(
+          operation.responses[status]?.content?.["application/json"]?.schema.$ref,
+          `${method} ${status}`,
+        ).toBe("#/components/schemas/Error");
+      }
+    }
+    expect(item?.get?.responses["200"]?.content?.["application/json"]?.schema.$ref).toBe(
+      "#/components/schemas/QuotaSet",
+    );
+    expect(item?.put?.responses["200"]?.content?.["application/json"]?.schema.$ref).toBe(
+      "#/components/schemas/QuotaSet",
+    );
+    expect(item?.put?.requestBody?.content["application/json"]?.schema).toBeDefined();
+    expect(item?.put?.responses["415"]).toBeDefined();
+    expect(item?.put?.description).toMatch(/admin/);
+    expect(item?.delete?.responses["204"]).toBeDefined();
+    expect(Object.keys(document.components.schemas.QuotaUpdate?.properties ?? {}).sort()).toEqual([
+      "apps",
+      "concurrent_invocations",
+      "routes_per_app",
+    ]);
+    // Invocations document the concurrency refusal.
+    expect(document.paths["/r/{app}/{route_path}"]?.post?.responses["429"]).toBeDefined();
+  });
 });

@@ -51,23 +51,28 @@ const tokenOf = (caller: Caller): string | undefined =>
     admin: h.keystone.token,
   })[caller];
 
-/** What README's Authentication table documents for A's project path. */
-function expectedFor(caller: Caller, kind: "read" | "write"): number {
+/** What README's Authentication and Quotas sections document for A's project path. */
+function expectedFor(caller: Caller, operation: Operation): number {
+  const ok = operation.ok ?? 200;
   if (caller === "none" || caller === "garbage") return 401;
   if (caller === "otherMember") return 403;
-  if (caller === "reader") return kind === "read" ? 200 : 403;
-  return 200;
+  if (operation.kind === "admin") return caller === "admin" ? ok : 403;
+  if (caller === "reader") return operation.kind === "read" ? ok : 403;
+  return ok;
 }
 
 type Operation = {
   name: string;
-  kind: "read" | "write";
+  kind: "read" | "write" | "admin";
+  /** The status of success, when not 200. */
+  ok?: number;
   /** Builds the request; may create what it acts on (as A's member) so every caller meets the same state. */
   request: () => Promise<{ method: string; path: string; body?: unknown }>;
 };
 
 const appsBase = () => `/v1/${a.projectId}/apps`;
 const routesBase = () => `/v1/${a.projectId}/apps/${appOfA}/routes`;
+const quotasOfA = () => `/v1/${a.projectId}/quotas`;
 
 const management: Operation[] = [
   { name: "list apps", kind: "read", request: async () => ({ method: "GET", path: appsBase() }) },
@@ -142,6 +147,18 @@ const management: Operation[] = [
       return { method: "DELETE", path: `${routesBase()}${path}` };
     },
   },
+  { name: "show quotas", kind: "read", request: async () => ({ method: "GET", path: quotasOfA() }) },
+  {
+    name: "set quotas",
+    kind: "admin",
+    request: async () => ({ method: "PUT", path: quotasOfA(), body: { quota_set: { apps: null } } }),
+  },
+  {
+    name: "reset quotas",
+    kind: "admin",
+    ok: 204,
+    request: async () => ({ method: "DELETE", path: quotasOfA() }),
+  },
 ];
 
 /** Body and headers of an answer, as one string to search for A's data. */
@@ -182,10 +199,10 @@ describe("isolation matrix: management endpoints on project A's path", () => {
       for (const operation of management) {
         const { method, path, body } = await operation.request();
         const response = await h.call(method, path, { token: tokenOf(caller), body });
-        const expected = expectedFor(caller, operation.kind);
+        const expected = expectedFor(caller, operation);
         const label = `${caller} ${operation.name} (${method} ${path})`;
         expect(response.status, `${label}: ${JSON.stringify(response.body)}`).toBe(expected);
-        if (expected !== 200) {
+        if (expected >= 400) {
           expectErrorShape(response, expected, label);
           if (caller !== "reader") expectNothingOfA(response, label);
         }
@@ -213,8 +230,8 @@ describe("isolation matrix: another project's member through its own project pat
         const response = await h.call(method, ownPath, { token: b.member, body });
         const label = `${operation.name} via ${ownPath}`;
         if (collection) {
-          // B's own collection: listing or creating there is B's right, and shows none of A.
-          expect(response.status, label).toBe(200);
+          // B's own collection (or quotas): B's right unless only admins may, and shows none of A.
+          expect(response.status, label).toBe(operation.kind === "admin" ? 403 : (operation.ok ?? 200));
           expect(everything(response), label).not.toContain(appOfA);
           expect(everything(response), label).not.toContain(engineAppOfA);
           continue;

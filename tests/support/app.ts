@@ -4,6 +4,12 @@ import { silentLogger } from "../../app/lib/logger.ts";
 import { type Authenticator, defaultRoleNames } from "../../app/services/auth/types.ts";
 import { EngineError, type FunctionEngine } from "../../app/services/engine/types.ts";
 import { createMetrics } from "../../app/services/metrics/index.ts";
+import {
+  createMemoryInFlightCounter,
+  createQuotaService,
+  type QuotaServiceOptions,
+} from "../../app/services/quotas/index.ts";
+import { createRateLimiter, type RateLimiterOptions } from "../../app/services/rate-limit/index.ts";
 import { createRouteLookup } from "../../app/services/route-lookup/index.ts";
 import type { AppServices } from "../../app/types.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
@@ -27,8 +33,26 @@ export const rejectingAuthenticator: Authenticator = {
   },
 };
 
+/** The production defaults (100 of everything), counted in memory, no limit cache: tests see changes at once. */
+export function testQuotas(database: DatabaseHandle, options: Partial<QuotaServiceOptions> = {}) {
+  return createQuotaService(database.db, {
+    defaults: { apps: 100, routes_per_app: 100, concurrent_invocations: 100 },
+    inFlight: createMemoryInFlightCounter(),
+    limitCacheTtlMs: 0,
+    leaseMarginMs: 5_000,
+    ...options,
+  });
+}
+
+/** Server defaults of 0: only routes with their own `rate_limit` are limited, unless a test says otherwise. */
+export const noDefaultRateLimits: RateLimiterOptions["defaults"] = {
+  public: { rate: 0, burst: 0 },
+  private: { rate: 0, burst: 0 },
+};
+
 /** An app over the test database with quiet logs; override any service per test. */
 export function testApp(database: DatabaseHandle, overrides: Partial<AppServices> = {}) {
+  const metrics = overrides.metrics ?? createMetrics();
   const services: AppServices = {
     db: database.db,
     logger: silentLogger,
@@ -38,7 +62,9 @@ export function testApp(database: DatabaseHandle, overrides: Partial<AppServices
     engine: unreachableEngine,
     routeLookup: createRouteLookup(database.db, { ttlMs: 0, maxEntries: 100 }),
     invocation: { maxBodyBytes: 32 * 1024 * 1024 },
-    metrics: createMetrics(),
+    quotas: testQuotas(database),
+    metrics,
+    rateLimiter: createRateLimiter({ defaults: noDefaultRateLimits, logger: silentLogger, metrics }),
     ...overrides,
   };
   return { app: createApp(services), services };

@@ -45,6 +45,8 @@ export async function seedRoute(
     isPublic?: boolean;
     maxBodyBytes?: number | null;
     forwardAuthHeaders?: boolean;
+    rateLimit?: number | null;
+    rateLimitBurst?: number | null;
     route?: Partial<EngineRoute>;
   } = {},
 ): Promise<Seeded> {
@@ -69,6 +71,8 @@ export async function seedRoute(
     isPublic: options.isPublic ?? true,
     maxBodyBytes: options.maxBodyBytes ?? null,
     forwardAuthHeaders: options.forwardAuthHeaders ?? false,
+    rateLimit: options.rateLimit ?? null,
+    rateLimitBurst: options.rateLimitBurst ?? null,
     description: "",
   });
   if (engine) {

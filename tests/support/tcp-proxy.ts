@@ -1,7 +1,7 @@
 import { createServer, Socket } from "node:net";
 
 /**
- * A TCP proxy in front of a real server (Keystone), so a test can take "the network" away from
+ * A TCP proxy in front of a real server (Keystone, Redis), so a test can take "the network" away from
  * one client without stopping the server other test files share.
  * - `pipe`: forwards bytes both ways.
  * - `blackhole`: accepts connections and never answers (a hung Keystone).
@@ -16,13 +16,13 @@ export type TcpProxy = {
   mode: ProxyMode;
   /** Closes the listener and every open connection: later connects are refused. */
   stop(): Promise<void>;
-  /** Listens again on the same port after `stop` (the dependency is back). */
-  reopen(): Promise<void>;
 };
 
+/** `port` 0 picks a free one; give a stopped proxy's port to bring "the network" back. */
 export async function startTcpProxy(
   target: { host: string; port: number },
   mode: ProxyMode = "pipe",
+  port = 0,
 ): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
@@ -51,27 +51,21 @@ export async function startTcpProxy(
     });
     upstream.on("end", () => client.end());
   });
-  const listen = (port: number) =>
-    new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-  await listen(0);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve());
+  });
   const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
+  const bound = typeof address === "object" && address ? address.port : 0;
   const proxy: TcpProxy = {
-    port,
-    url: `http://127.0.0.1:${port}`,
+    port: bound,
+    url: `http://127.0.0.1:${bound}`,
     mode,
     stop: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),
-    reopen: () => listen(port),
   };
   return proxy;
 }

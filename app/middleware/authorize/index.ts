@@ -3,8 +3,11 @@ import { ApiError } from "../../lib/errors.ts";
 import type { RoleNames } from "../../services/auth/types.ts";
 import type { AppEnv, Identity } from "../../types.ts";
 
-/** `read`: GET/HEAD of a project's resources; `write`: create, update, delete, invoke private. */
-export type Action = "read" | "write";
+/**
+ * `read`: GET/HEAD of a project's resources; `write`: create, update, delete, invoke private;
+ * `admin`: what only the cloud's operators may do to a project (set its quotas).
+ */
+export type Action = "read" | "write" | "admin";
 
 /**
  * Authenticates the request's token and checks it may perform `action` on the `{project_id}` in
@@ -56,6 +59,8 @@ export function checkAccess(
   const has = (role: string) => roles.has(role.toLowerCase());
   if (identity.projectId !== null && has(roleNames.admin)) return null;
   if (!projectId || identity.projectId !== projectId) return "The token is not scoped to this project";
+  // A project's own members, however strong their role, cannot raise its quotas.
+  if (needed === "admin") return `Role ${roleNames.admin} is required`;
   if (needed === "read") {
     return has(roleNames.reader) || has(roleNames.member)
       ? null

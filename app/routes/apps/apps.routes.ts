@@ -52,7 +52,7 @@ export const createAppRoute = createRoute({
   tags: ["apps"],
   summary: "Create an app",
   description:
-    "Stores the app in MySQL and creates it on the function engine; if the engine fails, nothing is kept. Answers 200 (as the original) with the app, whose `name` is `{name}-{project_id}`.",
+    "Stores the app in MySQL and creates it on the function engine; if the engine fails, nothing is kept. Answers 200 (as the original) with the app, whose `name` is `{name}-{project_id}`. A project already holding its `apps` quota gets 403 `quota_exceeded`, and nothing is created.",
   security: keystoneSecurity,
   middleware: managementMiddleware(),
   request: {

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { dependencyNames } from "../../services/health/index.ts";
+import { dependencyNames, optionalDependencyNames } from "../../services/health/index.ts";
 
 const dependencyCheckSchema = z.object({
   status: z.enum(["ok", "error", "skipped"]),
@@ -13,12 +13,18 @@ export const readinessSchema = z
   .object({
     status: z.enum(["ok", "degraded", "unavailable", "draining"]),
     checked_at: z.string().describe("When the dependencies were last checked (results are reused briefly)"),
-    checks: z.object(
-      Object.fromEntries(dependencyNames.map((name) => [name, dependencyCheckSchema])) as Record<
+    checks: z.object({
+      ...(Object.fromEntries(dependencyNames.map((name) => [name, dependencyCheckSchema])) as Record<
         (typeof dependencyNames)[number],
         typeof dependencyCheckSchema
-      >,
-    ),
+      >),
+      ...(Object.fromEntries(
+        optionalDependencyNames.map((name) => [
+          name,
+          dependencyCheckSchema.optional().describe("Only when configured (`--redis-url`)"),
+        ]),
+      ) as Record<(typeof optionalDependencyNames)[number], z.ZodOptional<typeof dependencyCheckSchema>>),
+    }),
   })
   .openapi("Readiness");
 
@@ -29,8 +35,8 @@ export const healthcheckRoute = createRoute({
   summary: "Health check for load balancers (oslo.middleware convention)",
   description:
     "Plain: `200 OK` while the process serves, `503 DRAINING` once it is shutting down. " +
-    "With `detailed=1`: the state and latency of MySQL, Keystone and the function engine as JSON; " +
-    "503 when draining or MySQL fails, 200 with status `degraded` when only Keystone or the engine fails. " +
+    "With `detailed=1`: the state and latency of MySQL, Keystone, the function engine and (when configured) Redis as JSON; " +
+    "503 when draining or MySQL fails, 200 with status `degraded` when only Keystone, the engine or Redis fails. " +
     "No authentication; results are reused for a few seconds.",
   request: {
     query: z.object({

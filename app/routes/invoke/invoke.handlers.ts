@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 import { alreadySent } from "../../lib/already-sent.ts";
@@ -14,6 +15,8 @@ import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
 import { watchBodyProgress } from "../../node/body-watchdog.ts";
 import { EngineError } from "../../services/engine/types.ts";
 import type { InvocationOutcome } from "../../services/metrics/index.ts";
+import type { ReleaseSlot } from "../../services/quotas/index.ts";
+import type { RateLimitHeaders } from "../../services/rate-limit/index.ts";
 import type { InvokeTarget } from "../../services/route-lookup/index.ts";
 import type { AppEnv } from "../../types.ts";
 
@@ -42,7 +45,16 @@ export async function invokePublic(c: Context<AppEnv>) {
       "This route is private: invoke it through /v1/r/{project_id}/... with a token",
     );
   }
-  return forward(c, target);
+  const { rateLimiter } = c.get("services");
+  const caller = rateLimiter.clientAddress(peerAddress(c), () => c.req.header("x-forwarded-for"));
+  const limit = await rateLimiter.consume({
+    kind: "public",
+    route: target.routeId,
+    caller,
+    rate: target.rateLimit,
+    burst: target.rateLimitBurst,
+  });
+  return forward(c, target, limit);
 }
 
 export async function invokePrivate(c: Context<AppEnv>) {
@@ -52,10 +64,25 @@ export async function invokePrivate(c: Context<AppEnv>) {
   const target = path ? await c.get("services").routeLookup.find(appName, path) : null;
   // Another project's app answers like a missing one: nothing leaks across projects.
   if (!target || target.projectId !== projectId) throw new ApiError("not_found", "Route not found");
-  return forward(c, target);
+  const limit = await c.get("services").rateLimiter.consume({
+    kind: "private",
+    route: target.routeId,
+    caller: projectId,
+    rate: target.rateLimit,
+    burst: target.rateLimitBurst,
+  });
+  return forward(c, target, limit);
 }
 
-async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Response> {
+/**
+ * The engine is called only once the rate limit let the invocation through; its headers
+ * (`limit`, null when unlimited) go out with the function's answer.
+ */
+async function forward(
+  c: Context<AppEnv>,
+  target: InvokeTarget,
+  limit: RateLimitHeaders | null,
+): Promise<Response> {
   const services = c.get("services");
   const method = c.req.method;
   const isAsync = target.route.type === "async";
@@ -69,10 +96,28 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
   if (declaredLength !== undefined && Number(declaredLength) > maxBodyBytes) {
     throw tooLarge(maxBodyBytes);
   }
+  // The last refusal before the engine: a 429 here has cost the engine nothing.
+  const release = await services.quotas.acquireInvocation(target.projectId, target.route.timeout);
   const node = nodeBindings(c);
   if (node && !isAsync && services.engine.invokeStreaming) {
-    return forwardStreaming(c, target, node, maxBodyBytes);
+    return forwardStreaming(c, target, node, maxBodyBytes, release, limit);
   }
+  let response: Response;
+  try {
+    response = await invokePortable(c, target, maxBodyBytes);
+  } catch (error) {
+    release();
+    throw error;
+  }
+  // The slot is held until the client has the whole answer (or gave up on it).
+  const held = releasedWhenDone(response, release);
+  const answer = isAsync && held.status === 202 ? await withCallIdHeader(held) : held;
+  return limit ? withHeaders(answer, limit) : answer;
+}
+
+async function invokePortable(c: Context<AppEnv>, target: InvokeTarget, maxBodyBytes: number) {
+  const services = c.get("services");
+  const method = c.req.method;
   const raw = c.req.raw;
   // `raw.body` materialises a full Request on Node: look at it only when a body can exist.
   const body =
@@ -93,8 +138,68 @@ async function forward(c: Context<AppEnv>, target: InvokeTarget): Promise<Respon
     throw failedInvocation(c, target, started, error, maxBodyBytes);
   }
   recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
-  if (isAsync && response.status === 202) return withCallIdHeader(response);
   return response;
+}
+
+/**
+ * The socket's peer on Node; undefined in runtimes that give none. A socket already closed has no
+ * address left: such a caller is nobody in particular, not a sign of another runtime.
+ */
+function peerAddress(c: Context<AppEnv>): string | undefined {
+  const incoming = (c.env as Partial<NodeBindings> | undefined)?.incoming;
+  return incoming ? (incoming.socket?.remoteAddress ?? "unknown") : undefined;
+}
+
+function withHeaders(response: Response, extra: Record<string, string>): Response {
+  try {
+    for (const [name, value] of Object.entries(extra)) response.headers.set(name, value);
+    return response;
+  } catch {
+    // Immutable headers (a Response straight from fetch): copy them into a new Response.
+    const headers = new Headers(response.headers);
+    for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
+}
+
+/**
+ * The same response, whose body calls `release` once it has been read to the end, failed, or
+ * been cancelled (the runtime cancels it when the client goes away).
+ */
+function releasedWhenDone(response: Response, release: ReleaseSlot): Response {
+  const source = response.body;
+  if (!source) {
+    release();
+    return response;
+  }
+  const reader = source.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        release();
+        controller.error(error);
+        return;
+      }
+      if (chunk.done) {
+        release();
+        controller.close();
+      } else {
+        controller.enqueue(chunk.value);
+      }
+    },
+    cancel(reason) {
+      release();
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }
 
 type NodeBindings = { incoming: IncomingMessage; outgoing: ServerResponse };
@@ -107,6 +212,19 @@ function nodeBindings(c: Context<AppEnv>): NodeBindings | null {
 
 class ClientWentAway extends Error {}
 
+/** The client's cancellation for the engine call: an `abort` event, as undici accepts from emitters. */
+class ClientGone extends EventEmitter {
+  aborted = false;
+  reason: unknown;
+
+  cancel(reason: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit("abort");
+  }
+}
+
 /**
  * On Node the body goes socket to socket: Node's request stream to the engine, the engine's
  * response into Node's response, without web streams in between. The Response returned only
@@ -117,6 +235,8 @@ async function forwardStreaming(
   target: InvokeTarget,
   { incoming, outgoing }: NodeBindings,
   maxBodyBytes: number,
+  release: ReleaseSlot,
+  limit: RateLimitHeaders | null,
 ): Promise<Response> {
   const { engine } = c.get("services");
   const method = c.req.method;
@@ -127,43 +247,46 @@ async function forwardStreaming(
     : incoming.headers["content-length"] !== undefined
       ? incoming
       : limitBody(incoming, maxBodyBytes);
-  const clientGone = new AbortController();
+  const clientGone = new ClientGone();
   const onClose = () => {
-    if (!outgoing.writableFinished) clientGone.abort(new ClientWentAway("the client went away"));
+    if (!outgoing.writableFinished) clientGone.cancel(new ClientWentAway("the client went away"));
   };
   outgoing.once("close", onClose);
   // A client that stops sending its body cancels the engine call like one that hangs up.
   const timeoutMs = bodyTimeoutMs(c.get("services"));
   const stopWatching = body
-    ? watchBodyProgress(incoming, timeoutMs, () => clientGone.abort(new BodyTimedOut(timeoutMs)))
+    ? watchBodyProgress(incoming, timeoutMs, () => clientGone.cancel(new BodyTimedOut(timeoutMs)))
     : () => {};
   const started = performance.now();
   let status = 0;
   try {
     await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-      { ...callFields(c, target), rawHeaders: incoming.rawHeaders, body, signal: clientGone.signal },
+      { ...callFields(c, target), rawHeaders: incoming.rawHeaders, body, signal: clientGone },
       (upstreamStatus, upstreamHeaders) => {
         status = upstreamStatus;
         // Timed to the response headers, as on the portable path; the body may stream for long.
         recordInvocation(c, started, status >= 500 ? "function_error" : "success");
         const headers = clientResponseHeaderRecord(upstreamHeaders);
         headers["x-openstack-request-id"] = c.get("requestId");
+        if (limit) Object.assign(headers, limit);
         outgoing.writeHead(upstreamStatus, headers);
         return outgoing;
       },
     );
   } catch (error) {
-    const gone = clientGone.signal.aborted;
-    if (status === 0 && gone && !bodyTimeoutIn(clientGone.signal.reason)) return clientClosed(c, started);
+    const gone = clientGone.aborted;
+    if (status === 0 && gone && !bodyTimeoutIn(clientGone.reason)) return clientClosed(c, started);
     if (status === 0) throw failedInvocation(c, target, started, error, maxBodyBytes);
     // Headers are out: all that is left is to end the client's response and say why in the log.
     if (!outgoing.destroyed) outgoing.destroy();
     c.get("log").warn("invocation response cut short", {
-      reason: gone ? (clientGone.signal.reason as Error).message : (error as Error).message,
+      reason: gone ? (clientGone.reason as Error).message : (error as Error).message,
     });
   } finally {
     stopWatching();
     outgoing.off("close", onClose);
+    // The engine call has settled: its answer was written out in full, or it failed.
+    release();
   }
   return alreadySent(status);
 }

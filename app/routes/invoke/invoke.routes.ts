@@ -10,9 +10,22 @@ const errorContent = { "application/json": { schema: errorSchema } };
 const anyBody = { "*/*": { schema: { type: "string", format: "binary" } as const } };
 const methods = ["get", "post", "put", "patch", "delete"] as const;
 
+const integerHeader = (description: string) => ({ description, schema: { type: "integer" as const } });
+const rateLimitHeaders = {
+  "X-RateLimit-Limit": integerHeader(
+    "Invocations per second this caller may make on this route (its `rate_limit`, else the server default)",
+  ),
+  "X-RateLimit-Remaining": integerHeader(
+    "What is left of them in the current second (the burst allowance comes on top)",
+  ),
+  "X-RateLimit-Reset": integerHeader("Seconds until the per-second allowance refills"),
+};
+
 const commonResponses = {
   200: {
-    description: "The function's response: status, headers and body as the function produced them",
+    description:
+      "The function's response: status, headers and body as the function produced them, plus the `X-RateLimit-*` headers when the invocation is rate limited",
+    headers: rateLimitHeaders,
     content: anyBody,
   },
   202: {
@@ -23,7 +36,22 @@ const commonResponses = {
   404: { description: "Unknown app or route", content: errorContent },
   405: { description: "Method not allowed for an async route (only GET and POST)", content: errorContent },
   413: { description: "Request body larger than the limit", content: errorContent },
+  429: {
+    description:
+      "Rate limit exceeded (code `rate_limited`): the caller's bucket for this route is empty; or the project's `concurrent_invocations` quota is in use (code `concurrency_quota_exceeded`). The function was not called; retry after `Retry-After` seconds.",
+    headers: {
+      "Retry-After": integerHeader("Seconds to wait before the next invocation is allowed (at least 1)"),
+      ...rateLimitHeaders,
+    },
+    content: errorContent,
+  },
   502: { description: "Function engine unreachable or failed", content: errorContent },
+  503: {
+    description:
+      "Redis, which holds the rate limit counters, failed and the server fails closed (`--rate-limit-on-redis-failure closed`)",
+    headers: { "Retry-After": integerHeader("Seconds to wait before trying again") },
+    content: errorContent,
+  },
   504: { description: "The function did not answer within its timeout", content: errorContent },
 };
 
@@ -41,7 +69,7 @@ export function documentInvocation(app: AppRouter) {
       tags: ["invocation"],
       summary: "Invoke a public route (no token)",
       description:
-        "Forwards method, query string, headers (without hop-by-hop headers, X-Auth-Token, Cookie and Authorization) and body to the function, streaming both ways. A private route answers 403 here.",
+        "Forwards method, query string, headers (without hop-by-hop headers, X-Auth-Token, Cookie and Authorization) and body to the function, streaming both ways. A private route answers 403 here. Rate limited per route and client address (429 with `Retry-After`).",
       request: { params: z.object({ app: appParam, route_path: pathParam }) },
       responses: { ...commonResponses, 403: { description: "The route is private", content: errorContent } },
     });
@@ -50,6 +78,8 @@ export function documentInvocation(app: AppRouter) {
       path: "/v1/r/{project_id}/{app}/{route_path}",
       tags: ["invocation"],
       summary: "Invoke a route of a project (member or admin token)",
+      description:
+        "As the public invocation, for any route of the project; rate limited per route and project.",
       security: [{ keystone: [] }],
       request: { params: z.object({ project_id: projectParam, app: appParam, route_path: pathParam }) },
       responses: {

@@ -36,6 +36,8 @@ export function presentRoute(base: string, app: AppRow, row: RouteRow) {
     max_concurrency: row.maxConcurrency,
     max_body_bytes: row.maxBodyBytes,
     forward_auth_headers: row.forwardAuthHeaders,
+    rate_limit: row.rateLimit,
+    rate_limit_burst: row.rateLimitBurst,
     headers: row.headers,
     config: row.config,
     description: row.description,
@@ -98,6 +100,8 @@ export const createRoute: RouteHandler<typeof createRouteRoute, AppEnv> = async 
     isPublic: body.is_public,
     maxBodyBytes: body.max_body_bytes,
     forwardAuthHeaders: body.forward_auth_headers,
+    rateLimit: body.rate_limit,
+    rateLimitBurst: body.rate_limit_burst,
     description: body.description,
   });
   // This instance serves the change at once; others within the route cache's TTL.
@@ -130,6 +134,8 @@ type UpdateBody = {
   is_public?: boolean;
   max_body_bytes?: number | null;
   forward_auth_headers?: boolean;
+  rate_limit?: number | null;
+  rate_limit_burst?: number | null;
   description?: string;
 };
 
@@ -154,6 +160,8 @@ async function updateRoute(
     isPublic: body.is_public,
     maxBodyBytes: body.max_body_bytes,
     forwardAuthHeaders: body.forward_auth_headers,
+    rateLimit: body.rate_limit,
+    rateLimitBurst: body.rate_limit_burst,
     description: body.description,
     ...maps,
   });

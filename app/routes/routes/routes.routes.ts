@@ -36,7 +36,7 @@ export const createRouteRoute = createRoute({
   tags: ["routes"],
   summary: "Create a route (a function)",
   description:
-    "Stores the route and creates it on the function engine; if the engine fails, nothing is kept. Answers 200 (as the original).",
+    "Stores the route and creates it on the function engine; if the engine fails, nothing is kept. Answers 200 (as the original). An app already holding the project's `routes_per_app` quota gets 403 `quota_exceeded`, and nothing is created.",
   security: keystoneSecurity,
   middleware: managementMiddleware(),
   request: {

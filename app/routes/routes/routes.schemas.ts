@@ -76,6 +76,29 @@ const MaxBodyBytesField = z
     example: 1048576,
   });
 
+/** Null sends a route back to the server's default for its kind of invocation. */
+function nullableCount(bounds: { min: number; max: number }, description: string, example: number) {
+  const between = `must be between ${bounds.min} and ${bounds.max}`;
+  return z
+    .number({ error: "must be an integer or null" })
+    .int("must be an integer")
+    .min(bounds.min, between)
+    .max(bounds.max, between)
+    .nullable()
+    .openapi({ description, example });
+}
+
+const RateLimitField = nullableCount(
+  routeLimits.rateLimit,
+  `Invocations per second per caller (the client address for public invocations, the project for private ones), ${routeLimits.rateLimit.min}-${routeLimits.rateLimit.max}; null (default) uses the server's \`--rate-limit-public\` or \`--rate-limit-private\`. Over the limit, invocations answer 429 with \`Retry-After\``,
+  10,
+);
+const RateLimitBurstField = nullableCount(
+  routeLimits.rateLimitBurst,
+  `Invocations a caller may send at once above \`rate_limit\`, ${routeLimits.rateLimitBurst.min}-${routeLimits.rateLimitBurst.max}; null (default) uses the server's \`--rate-limit-public-burst\` or \`--rate-limit-private-burst\``,
+  20,
+);
+
 const Description = z
   .string({ error: "must be a string" })
   .max(routeLimits.descriptionMaxLength, `must be at most ${routeLimits.descriptionMaxLength} characters`);
@@ -113,6 +136,8 @@ const common = {
   is_public: IsPublicField,
   max_body_bytes: MaxBodyBytesField,
   forward_auth_headers: ForwardAuthHeadersField,
+  rate_limit: RateLimitField,
+  rate_limit_burst: RateLimitBurstField,
   description: Description.openapi({ description: "Free text (default empty)" }),
 };
 
@@ -131,6 +156,8 @@ export const RouteCreateFields = z
     is_public: common.is_public.optional(),
     max_body_bytes: common.max_body_bytes.optional(),
     forward_auth_headers: common.forward_auth_headers.optional(),
+    rate_limit: common.rate_limit.optional(),
+    rate_limit_burst: common.rate_limit_burst.optional(),
     description: common.description.optional(),
   })
   .strict()
@@ -159,6 +186,8 @@ const updateFields = {
   is_public: common.is_public.optional(),
   max_body_bytes: common.max_body_bytes.optional(),
   forward_auth_headers: common.forward_auth_headers.optional(),
+  rate_limit: common.rate_limit.optional(),
+  rate_limit_burst: common.rate_limit_burst.optional(),
   description: common.description.optional(),
 };
 
@@ -213,6 +242,14 @@ export const RouteSchema = z
     }),
     forward_auth_headers: z.boolean().openapi({
       description: "Whether invocations pass `Authorization` and `Cookie` on to the function",
+    }),
+    rate_limit: z.number().int().nullable().openapi({
+      description:
+        "Invocations per second per caller; null means the server's `--rate-limit-public` or `--rate-limit-private`",
+    }),
+    rate_limit_burst: z.number().int().nullable().openapi({
+      description:
+        "Invocations a caller may send at once above `rate_limit`; null means the server's default burst",
     }),
     headers: z.record(z.string(), z.array(z.string())),
     config: z.record(z.string(), z.string()),

@@ -1,3 +1,4 @@
+import type { EventEmitter } from "node:events";
 import type { Readable, Writable } from "node:stream";
 
 /**
@@ -64,10 +65,20 @@ export type EngineCall = {
  * (flat name/value list) and the request body as a Node stream, so nothing is converted to web
  * streams on the hot path.
  */
-export type StreamingEngineCall = Omit<EngineCall, "headers" | "body"> & {
+export type StreamingEngineCall = Omit<EngineCall, "headers" | "body" | "signal"> & {
   rawHeaders: readonly string[];
   body: Readable | AsyncIterable<Uint8Array> | null;
+  signal: CancelSignal;
 };
+
+/**
+ * Cancels a call: an AbortSignal, or an EventEmitter that emits `abort` once (undici takes both).
+ * The hot path uses the emitter: an AbortController per request costs more than the whole route
+ * lookup, most of it in EventTarget listener bookkeeping.
+ */
+export type CancelSignal =
+  | AbortSignal
+  | (EventEmitter & { readonly aborted: boolean; readonly reason?: unknown });
 
 /** Called once with the engine's status and headers; returns where its body is written. */
 export type ResponseStarter = (

@@ -11,6 +11,9 @@ import { EngineError } from "../engine/types.ts";
 
 export const dependencyNames = ["database", "keystone", "engine"] as const;
 export type DependencyName = (typeof dependencyNames)[number];
+/** Reported only where configured: Redis (`--redis-url`). */
+export const optionalDependencyNames = ["redis"] as const;
+export type OptionalDependencyName = (typeof optionalDependencyNames)[number];
 
 export type DependencyCheck = {
   /** `skipped`: nothing to check (noauth, or the dependency cannot be probed). */
@@ -28,7 +31,7 @@ export type ReadinessReport = {
   /** `unavailable` when a critical dependency fails; `degraded` when only others do. */
   status: "ok" | "degraded" | "unavailable";
   checked_at: string;
-  checks: Record<DependencyName, DependencyCheck>;
+  checks: Record<DependencyName, DependencyCheck> & Partial<Record<OptionalDependencyName, DependencyCheck>>;
 };
 
 export type ReadinessOptions = {
@@ -40,21 +43,27 @@ export type ReadinessOptions = {
 
 export type ReadinessProbe = { check(): Promise<ReadinessReport> };
 
-type Services = Pick<AppServices, "db" | "authenticator" | "engine">;
+type Services = Pick<AppServices, "db" | "authenticator" | "engine" | "redis">;
 
 /**
  * Only MySQL is critical: without it Picasso can neither manage nor invoke anything. Keystone and
  * the engine are shared by every Picasso instance, so failing readiness for them would take all
  * instances out of the load balancer and turn a partial outage (public invocations and cached
- * tokens still work without Keystone; reads work without the engine) into a total one.
+ * tokens still work without Keystone; reads work without the engine) into a total one. Redis is
+ * shared too, and only rate limiting needs it (which fails open or closed by configuration).
  */
-const critical: Record<DependencyName, boolean> = { database: true, keystone: false, engine: false };
+const critical: Record<DependencyName | OptionalDependencyName, boolean> = {
+  database: true,
+  keystone: false,
+  engine: false,
+  redis: false,
+};
 
 export function createReadinessProbe(services: Services, options: ReadinessOptions): ReadinessProbe {
   let cached: { at: number; report: ReadinessReport } | undefined;
   let running: Promise<ReadinessReport> | undefined;
 
-  const checkers: Record<DependencyName, ((signal: AbortSignal) => Promise<void>) | string> = {
+  const checkers: Record<DependencyName, Checker> & Partial<Record<OptionalDependencyName, Checker>> = {
     database: async () => {
       await services.db.execute(sql`SELECT 1`);
     },
@@ -69,11 +78,14 @@ export function createReadinessProbe(services: Services, options: ReadinessOptio
         ? (signal) => services.engine.ping(signal)
         : "no function engine is configured",
   };
+  const { redis } = services;
+  if (redis) checkers.redis = () => redis.ping();
+  const names = [...dependencyNames, ...optionalDependencyNames.filter((name) => checkers[name])];
 
   async function runChecks(): Promise<ReadinessReport> {
     const entries = await Promise.all(
-      dependencyNames.map(async (name) => {
-        const checker = checkers[name];
+      names.map(async (name) => {
+        const checker = checkers[name] ?? "not configured";
         const result: DependencyCheck =
           typeof checker === "string"
             ? { status: "skipped", critical: critical[name], message: checker }
@@ -81,7 +93,7 @@ export function createReadinessProbe(services: Services, options: ReadinessOptio
         return [name, result] as const;
       }),
     );
-    const checks = Object.fromEntries(entries) as Record<DependencyName, DependencyCheck>;
+    const checks = Object.fromEntries(entries) as ReadinessReport["checks"];
     const failing = Object.values(checks).filter((check) => check.status === "error");
     const status = failing.some((check) => check.critical)
       ? "unavailable"
@@ -106,6 +118,8 @@ export function createReadinessProbe(services: Services, options: ReadinessOptio
     },
   };
 }
+
+type Checker = ((signal: AbortSignal) => Promise<void>) | string;
 
 class CheckTimeout extends Error {}
 

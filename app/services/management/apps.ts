@@ -9,6 +9,7 @@ import { mergedProblems } from "./fields.ts";
 import { type Transaction, writeThrough } from "./write-through.ts";
 
 type Services = Pick<AppServices, "db" | "engine" | "logger">;
+type CreateServices = Services & Pick<AppServices, "quotas">;
 
 /**
  * Engine app names are global and at most 30 characters: `pc-` and 27 hex digits of the app's
@@ -67,13 +68,18 @@ export async function findApp(
   return row;
 }
 
-export async function createApp(services: Services, projectId: string, input: AppInput): Promise<AppRow> {
+export async function createApp(
+  services: CreateServices,
+  projectId: string,
+  input: AppInput,
+): Promise<AppRow> {
   const id = randomBytes(16).toString("hex");
   const name = publicAppName(input.name, projectId);
   const engineName = engineNameFor(id);
   const config = input.config ?? {};
   try {
     return await writeThrough(services, async ({ tx, engine }) => {
+      await services.quotas.checkAppCreate(tx, projectId);
       await tx.insert(apps).values({
         id,
         projectId,

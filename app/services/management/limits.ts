@@ -50,6 +50,10 @@ export const routeLimits = {
   maxConcurrency: { min: 1, max: 100, default: 1 },
   /** Per-route invocation body limit in bytes; a route without one uses `--max-invoke-body`. */
   maxBodyBytes: { min: 1, max: 4 * 1024 ** 3 },
+  /** Invocations per second per caller; a route without one uses the server's default. */
+  rateLimit: { min: 1, max: 100_000 },
+  /** Invocations allowed at once above `rateLimit`; a route without one uses the server's default. */
+  rateLimitBurst: { min: 0, max: 1_000_000 },
 } as const;
 
 export const pageLimits = { default: 100, max: 1000 } as const;

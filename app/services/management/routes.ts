@@ -27,6 +27,9 @@ export type RouteFields = {
   /** Picasso's own invocation options: never sent to the engine. null = the server's `--max-invoke-body`. */
   maxBodyBytes: number | null;
   forwardAuthHeaders: boolean;
+  /** Picasso's own rate limit (never sent to the engine); null = the server's default. */
+  rateLimit: number | null;
+  rateLimitBurst: number | null;
   description: string;
 };
 
@@ -48,12 +51,17 @@ export const routeDefaults = {
   isPublic: false,
   maxBodyBytes: null,
   forwardAuthHeaders: false,
+  rateLimit: null,
+  rateLimitBurst: null,
   description: "",
 } as const satisfies Partial<RouteFields>;
 
 export function engineRoute(
   row: Pick<RouteRow, "path"> &
-    Omit<RouteFields, "isPublic" | "description" | "maxBodyBytes" | "forwardAuthHeaders">,
+    Omit<
+      RouteFields,
+      "isPublic" | "description" | "maxBodyBytes" | "forwardAuthHeaders" | "rateLimit" | "rateLimitBurst"
+    >,
 ): EngineRoute {
   return {
     path: row.path,
@@ -119,7 +127,7 @@ export async function getRoute(
 }
 
 export async function createRoute(
-  services: Services,
+  services: Services & Pick<AppServices, "quotas">,
   projectId: string,
   appName: string,
   input: RouteInput,
@@ -128,6 +136,7 @@ export async function createRoute(
     return await writeThrough(services, async ({ tx, engine }) => {
       // The app row stays locked until commit: a concurrent delete of the app waits for this route.
       const app = await findApp(tx, projectId, appName, { lock: true });
+      await services.quotas.checkRouteCreate(tx, projectId, app.id);
       const id = randomBytes(16).toString("hex");
       const { path, ...given } = input;
       const fields: RouteFields = {
@@ -214,7 +223,9 @@ export async function updateRoute(
       next.isPublic !== current.isPublic ||
       next.description !== current.description ||
       next.maxBodyBytes !== current.maxBodyBytes ||
-      next.forwardAuthHeaders !== current.forwardAuthHeaders;
+      next.forwardAuthHeaders !== current.forwardAuthHeaders ||
+      next.rateLimit !== current.rateLimit ||
+      next.rateLimitBurst !== current.rateLimitBurst;
     if (!engineChanged && !picassoChanged) {
       return { app, route: current };
     }
@@ -265,6 +276,8 @@ function pickFields(row: RouteRow): RouteFields {
     isPublic: row.isPublic,
     maxBodyBytes: row.maxBodyBytes,
     forwardAuthHeaders: row.forwardAuthHeaders,
+    rateLimit: row.rateLimit,
+    rateLimitBurst: row.rateLimitBurst,
     description: row.description,
   };
 }

@@ -43,6 +43,14 @@ export type KeystoneOutcome = (typeof keystoneOutcomes)[number];
 export const tokenCacheResults = ["hit", "miss"] as const;
 export type TokenCacheResult = (typeof tokenCacheResults)[number];
 
+/** Whose bucket an invocation counts in: a client address (public) or a project (private). */
+export const rateLimitKinds = ["public", "private"] as const;
+export type RateLimitKind = (typeof rateLimitKinds)[number];
+
+/** What became of an invocation whose rate limit could not be checked (Redis failed): `--rate-limit-on-redis-failure`. */
+export const rateLimitFailureResults = ["allowed", "refused"] as const;
+export type RateLimitFailureResult = (typeof rateLimitFailureResults)[number];
+
 export const statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
 export type StatusClass = (typeof statusClasses)[number];
 
@@ -77,6 +85,10 @@ export type Metrics = {
   keystoneRequests: LabelledCounter<{ outcome: KeystoneOutcome }>;
   /** picasso_token_cache_total: token validations answered from the cache (hit) or not (miss). */
   tokenCache: LabelledCounter<{ result: TokenCacheResult }>;
+  /** picasso_rate_limited_total: invocations refused with 429 by the rate limit, by kind. */
+  rateLimited: LabelledCounter<{ kind: RateLimitKind }>;
+  /** picasso_rate_limit_redis_failures_total: invocations whose limit Redis could not check. */
+  rateLimitRedisFailures: LabelledCounter<{ result: RateLimitFailureResult }>;
 };
 
 export type MetricsOptions = {
@@ -139,6 +151,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ["result"] as const,
     registers,
   });
+  const rateLimited = new Counter({
+    name: "picasso_rate_limited_total",
+    help: "Invocations refused with 429 by the rate limit, by kind (public: per client address, private: per project).",
+    labelNames: ["kind"] as const,
+    registers,
+  });
+  const rateLimitRedisFailures = new Counter({
+    name: "picasso_rate_limit_redis_failures_total",
+    help: "Invocations whose rate limit Redis could not check, by what became of them (allowed: fail open, refused: fail closed).",
+    labelNames: ["result"] as const,
+    registers,
+  });
 
   // Series of closed label sets exist from the start at 0, so rate() and alerts on them work
   // before the first event instead of seeing "no data".
@@ -146,6 +170,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   for (const kind of engineErrorKinds) engineErrors.inc({ kind }, 0);
   for (const outcome of keystoneOutcomes) keystoneRequests.inc({ outcome }, 0);
   for (const result of tokenCacheResults) tokenCache.inc({ result }, 0);
+  for (const kind of rateLimitKinds) rateLimited.inc({ kind }, 0);
+  for (const result of rateLimitFailureResults) rateLimitRedisFailures.inc({ result }, 0);
 
   if (options.version) {
     const buildInfo = new Gauge({
@@ -167,6 +193,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     engineErrors,
     keystoneRequests,
     tokenCache,
+    rateLimited,
+    rateLimitRedisFailures,
   };
 }
 

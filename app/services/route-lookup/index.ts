@@ -15,6 +15,12 @@ export type InvokeTarget = {
   /** null: the server's `--max-invoke-body`. */
   maxBodyBytes: number | null;
   forwardAuthHeaders: boolean;
+  /** The route's id: rate limit buckets are per route. */
+  routeId: string;
+  /** Invocations per second per caller; null: the server's default for public or private invocations. */
+  rateLimit: number | null;
+  /** Invocations allowed at once above `rateLimit`; null: the server's default. */
+  rateLimitBurst: number | null;
   route: EngineRoute;
 };
 
@@ -102,6 +108,9 @@ async function queryTarget(db: Database, appName: string, path: string): Promise
     isPublic: route.isPublic,
     maxBodyBytes: route.maxBodyBytes,
     forwardAuthHeaders: route.forwardAuthHeaders,
+    routeId: route.id,
+    rateLimit: route.rateLimit,
+    rateLimitBurst: route.rateLimitBurst,
     route: engineRoute(route),
   };
 }

@@ -38,6 +38,28 @@ describe("checkAccess", () => {
     expect(allowed(who, target, "write")).toBe(write);
   });
 
+  it.each([
+    // [scope, roles, target project, admin action allowed]
+    [project, ["admin"], project, true],
+    [project, ["admin"], elsewhere, true],
+    [project, ["Admin"], elsewhere, true],
+    [project, ["member", "reader"], project, false],
+    [project, ["reader"], project, false],
+    [project, ["member"], elsewhere, false],
+    [null, ["admin"], project, false],
+  ] as const)("admin action: scope %s with %o on %s: %s", (scope, roles, target, admin) => {
+    expect(allowed(identity(scope, [...roles]), target, "admin")).toBe(admin);
+  });
+
+  it("tells a project's member that admin is needed, and an outsider that the scope is wrong", () => {
+    expect(checkAccess(identity(project, ["member"]), project, "admin", defaultRoleNames)).toBe(
+      "Role admin is required",
+    );
+    expect(checkAccess(identity(elsewhere, ["member"]), project, "admin", defaultRoleNames)).toBe(
+      "The token is not scoped to this project",
+    );
+  });
+
   it("compares role names case-insensitively, as oslo.policy does", () => {
     expect(allowed(identity(project, ["Member"]), project, "write")).toBe(true);
     expect(

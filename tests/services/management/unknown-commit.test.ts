@@ -6,6 +6,7 @@ import { silentLogger } from "../../../app/lib/logger.ts";
 import { createIronFunctionsEngine } from "../../../app/services/engine/ironfunctions/index.ts";
 import { createApp } from "../../../app/services/management/apps.ts";
 import type { Database } from "../../../db/client.ts";
+import { testQuotas } from "../../support/app.ts";
 import { openTestDatabase } from "../../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../../support/ironfunctions/server.ts";
 import { freshAppName } from "../../support/management.ts";
@@ -71,7 +72,7 @@ describe("a commit cut off by a lost connection", () => {
     const name = freshAppName();
     const project = freshAppName("unknowncommit");
     const before = new Set(fake.apps().map((app) => app.name));
-    const services = { db: commitCutOff(landed), engine, logger: silentLogger };
+    const services = { db: commitCutOff(landed), engine, logger: silentLogger, quotas: testQuotas(database) };
     await expect(createApp(services, project, { name })).rejects.toMatchObject({
       status: 503,
       code: "database_unavailable",

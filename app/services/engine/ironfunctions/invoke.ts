@@ -6,7 +6,13 @@ import {
   engineRequestHeaders,
   engineRequestRawHeaders,
 } from "../../../lib/http-headers.ts";
-import { type EngineCall, EngineError, type ResponseStarter, type StreamingEngineCall } from "../types.ts";
+import {
+  type CancelSignal,
+  type EngineCall,
+  EngineError,
+  type ResponseStarter,
+  type StreamingEngineCall,
+} from "../types.ts";
 
 /** Statuses whose responses have no body; a Response with one would throw. */
 const nullBodyStatus = new Set([101, 103, 204, 205, 304]);
@@ -90,7 +96,10 @@ export async function invokeStreamingOverHttp(
 }
 
 /** Where and how long: the engine's `/r/{app}{path}`, waited on for the route's timeout plus a margin. */
-function engineRequest(call: Omit<EngineCall, "headers" | "body">, options: InvokeOptions) {
+function engineRequest(
+  call: Omit<EngineCall, "headers" | "body" | "signal"> & { signal: CancelSignal },
+  options: InvokeOptions,
+) {
   const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
   return {
     method: call.method as Dispatcher.HttpMethod,
@@ -111,7 +120,7 @@ function engineLacksRoute(status: number, call: Pick<EngineCall, "route">): bool
 
 const routeMissingOnEngine = () => new EngineError("not_found", "The function engine has no such route");
 
-function toEngineError(error: unknown, signal: AbortSignal): Error {
+function toEngineError(error: unknown, signal: CancelSignal): Error {
   if (error instanceof EngineError) return error;
   if (signal.aborted)
     return signal.reason instanceof Error ? signal.reason : new EngineError("failed", "aborted");
