@@ -18,6 +18,7 @@ import {
   sleep,
   tally,
   until,
+  withoutLimits,
 } from "../support/fault-load.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 import { KeystoneAdmin, type ProjectWithUsers } from "../support/keystone.ts";
@@ -103,7 +104,7 @@ beforeAll(async () => {
       "--healthcheck-timeout",
       "2",
     ],
-    { PICASSO_DB: throughProxy.toString() },
+    { PICASSO_DB: throughProxy.toString(), ...withoutLimits },
   );
   base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/healthcheck`, 30_000);

@@ -10,7 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runMigrations } from "../../db/migrate.ts";
 import { type CliProcess, freePort, runCli, waitForHttp } from "../support/cli.ts";
 import { scratchDatabase } from "../support/db.ts";
-import { type Answer, caller, isJsonError, Phases, runClients, sleep, tally } from "../support/fault-load.ts";
+import {
+  type Answer,
+  caller,
+  isJsonError,
+  Phases,
+  runClients,
+  sleep,
+  tally,
+  withoutLimits,
+} from "../support/fault-load.ts";
 import {
   type FakeIronFunctions,
   type Fault,
@@ -93,7 +102,7 @@ beforeAll(async () => {
       "--invoke-timeout-margin",
       String(INVOKE_MARGIN_S),
     ],
-    { PICASSO_DB: scratch.uri },
+    { PICASSO_DB: scratch.uri, ...withoutLimits },
   );
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/healthcheck`, 30_000);

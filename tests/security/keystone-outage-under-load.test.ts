@@ -15,6 +15,7 @@ import {
   sleep,
   tally,
   until,
+  withoutLimits,
 } from "../support/fault-load.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 import { KeystoneAdmin, type ProjectWithUsers } from "../support/keystone.ts";
@@ -86,7 +87,7 @@ beforeAll(async () => {
       "--functions-url",
       fake.apiUrl,
     ],
-    { PICASSO_DB: testDbUri() },
+    { PICASSO_DB: testDbUri(), ...withoutLimits },
   );
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/healthcheck`, 30_000);

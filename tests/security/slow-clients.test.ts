@@ -6,7 +6,16 @@ import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliProcess, freePort, runCli, waitForHttp } from "../support/cli.ts";
 import { testDbUri } from "../support/db.ts";
-import { type Answer, caller, Phases, runClients, sleep, tally, until } from "../support/fault-load.ts";
+import {
+  type Answer,
+  caller,
+  Phases,
+  runClients,
+  sleep,
+  tally,
+  until,
+  withoutLimits,
+} from "../support/fault-load.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 
 const HEADER_TIMEOUT_S = 1;
@@ -49,7 +58,7 @@ beforeAll(async () => {
       "--max-header-size",
       String(MAX_HEADER_SIZE),
     ],
-    { PICASSO_DB: testDbUri() },
+    { PICASSO_DB: testDbUri(), ...withoutLimits },
   );
   await waitForHttp(`http://127.0.0.1:${port}/healthcheck`, 30_000);
 }, 60_000);

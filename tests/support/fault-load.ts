@@ -135,3 +135,15 @@ export async function until(what: string, probe: () => Promise<boolean>, timeout
     await sleep(100);
   }
 }
+
+/**
+ * Fault tests load one project far beyond the default quotas and rate limits, which they are not
+ * about: `serve`'s environment without them.
+ */
+export const withoutLimits = {
+  PICASSO_QUOTA_APPS: "-1",
+  PICASSO_QUOTA_ROUTES_PER_APP: "-1",
+  PICASSO_QUOTA_CONCURRENT_INVOCATIONS: "-1",
+  PICASSO_RATE_LIMIT_PUBLIC: "0",
+  PICASSO_RATE_LIMIT_PRIVATE: "0",
+} as const;
