@@ -12,6 +12,7 @@ import { registerMeta } from "./routes/meta/meta.index.ts";
 import { registerMetrics } from "./routes/metrics/metrics.index.ts";
 import { registerQuotas } from "./routes/quotas/quotas.index.ts";
 import { registerRoutes } from "./routes/routes/routes.index.ts";
+import { databaseUnavailable, isDatabaseUnavailable } from "./services/management/failures.ts";
 import type { AppServices } from "./types.ts";
 import { version } from "./version.ts";
 
@@ -41,7 +42,9 @@ export function createApp(services: AppServices) {
 
   app.notFound((c) => c.json(errorBody("not_found", `Not found: ${c.req.method} ${c.req.path}`), 404));
 
-  app.onError(function answerError(error, c) {
+  app.onError(function answerError(caught, c) {
+    // Reads and route lookups meet MySQL outages too; they answer like the writes do.
+    const error = isDatabaseUnavailable(caught) ? databaseUnavailable(caught) : caught;
     if (error instanceof HTTPException) {
       const apiError = toApiError(error);
       const log = c.get("log") ?? services.logger;

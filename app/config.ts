@@ -191,6 +191,12 @@ export const serveOptions = {
     default: "60",
     description: "Seconds a client has to send a request's headers (slow clients get 408).",
   },
+  "body-timeout": {
+    env: "PICASSO_BODY_TIMEOUT",
+    default: "60",
+    description:
+      "Seconds a client may send nothing while Picasso waits for more of its request body (then 408, or the connection is closed if the answer has started).",
+  },
   "keepalive-timeout": {
     env: "PICASSO_KEEPALIVE_TIMEOUT",
     default: "75",
@@ -600,6 +606,7 @@ const serveConfigFields = z.object({
   "invoke-timeout-margin": seconds,
   "shutdown-delay": seconds,
   "header-timeout": positiveSeconds,
+  "body-timeout": positiveSeconds,
   "keepalive-timeout": positiveSeconds,
   "max-header-size": z.coerce
     .number({ error: "must be a number of bytes" })

@@ -51,6 +51,8 @@ export interface AppServices {
   /** Prometheus metrics of this app (its own registry); see app/services/metrics. */
   metrics: Metrics;
   operator?: OperatorOptions;
+  /** Limits on how clients send requests; absent fields take defaults. */
+  requestLimits?: RequestLimits;
   assets?: AssetSource;
   /** Public base URL of this API if it sits behind a proxy; else derived from each request. */
   publicUrl?: string;
@@ -59,6 +61,14 @@ export interface AppServices {
   /** `--redis-url`: the shared Redis connection, reported by the detailed health check. */
   redis?: RedisConnection;
 }
+
+export type RequestLimits = {
+  /**
+   * How long a client may send nothing while Picasso waits for more of its request body (default
+   * 60000). Only inactivity counts: a long upload that keeps moving is never cut.
+   */
+  bodyTimeoutMs?: number;
+};
 
 export type InvocationSettings = {
   /** Largest request body forwarded to a function. */

@@ -14,6 +14,12 @@ export type PoolOptions = {
   connectionLimit?: number;
   /** Fails fast when MySQL is down instead of queueing requests behind a dead pool. */
   connectTimeoutMs?: number;
+  /**
+   * Seconds a statement waits for a row lock before failing (InnoDB's default is 50). Writes hold
+   * their rows' locks while they call the function engine; a hung engine must not make every
+   * other write of the same app queue for that long.
+   */
+  lockWaitTimeoutS?: number;
 };
 
 /** `uri` must already be normalised (see normaliseDbUri). */
@@ -30,8 +36,12 @@ export function createDatabase(uri: string, options: PoolOptions = {}): Database
     charset: "utf8mb4",
   });
   // Sessions compute CURRENT_TIMESTAMP in UTC too.
+  const lockWait =
+    options.lockWaitTimeoutS === undefined
+      ? ""
+      : `, innodb_lock_wait_timeout = ${Math.max(1, Math.ceil(options.lockWaitTimeoutS))}`;
   pool.on("connection", (connection) => {
-    connection.query("SET time_zone = '+00:00'");
+    connection.query(`SET time_zone = '+00:00'${lockWait}`);
   });
   const db = drizzle(pool, { schema, mode: "default" });
   return { db, pool, close: () => pool.end() };

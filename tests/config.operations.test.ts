@@ -9,6 +9,7 @@ describe("operations options", () => {
     const config = loadServeConfig({ "db-uri": dbUri, "keystone-endpoint": keystoneEndpoint }, {});
     expect(config["shutdown-delay"]).toBe(0);
     expect(config["header-timeout"]).toBe(60);
+    expect(config["body-timeout"]).toBe(60);
     expect(config["keepalive-timeout"]).toBe(75);
     expect(config["max-header-size"]).toBe(16384);
     expect(config.metrics).toBe(true);
@@ -24,6 +25,7 @@ describe("operations options", () => {
         KEYSTONE_ENDPOINT: keystoneEndpoint,
         PICASSO_SHUTDOWN_DELAY: "10",
         PICASSO_HEADER_TIMEOUT: "20",
+        PICASSO_BODY_TIMEOUT: "1.5",
         PICASSO_KEEPALIVE_TIMEOUT: "120",
         PICASSO_MAX_HEADER_SIZE: "32768",
         PICASSO_METRICS: "off",
@@ -33,6 +35,7 @@ describe("operations options", () => {
     );
     expect(config["shutdown-delay"]).toBe(10);
     expect(config["header-timeout"]).toBe(20);
+    expect(config["body-timeout"]).toBe(1.5);
     expect(config["keepalive-timeout"]).toBe(120);
     expect(config["max-header-size"]).toBe(32768);
     expect(config.metrics).toBe(false);
@@ -55,6 +58,7 @@ describe("operations options", () => {
     [{ metrics: "maybe" }, "--metrics (PICASSO_METRICS): must be on or off"],
     [{ "shutdown-delay": "-1" }, "--shutdown-delay (PICASSO_SHUTDOWN_DELAY): must not be negative"],
     [{ "header-timeout": "0" }, "--header-timeout (PICASSO_HEADER_TIMEOUT): must be more than 0"],
+    [{ "body-timeout": "0" }, "--body-timeout (PICASSO_BODY_TIMEOUT): must be more than 0"],
     [{ "keepalive-timeout": "soon" }, "--keepalive-timeout (PICASSO_KEEPALIVE_TIMEOUT): must be a number"],
     [{ "max-header-size": "100" }, "--max-header-size (PICASSO_MAX_HEADER_SIZE): must be at least 1024"],
     [

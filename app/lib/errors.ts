@@ -27,6 +27,8 @@ export const errorStatuses = {
   engine_error: 502,
   bad_gateway: 502,
   service_unavailable: 503,
+  /** MySQL cannot be reached or dropped the connection: nothing was changed, retry later. */
+  database_unavailable: 503,
   gateway_timeout: 504,
 } as const satisfies Record<string, ContentfulStatusCode>;
 

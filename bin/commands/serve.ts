@@ -46,7 +46,8 @@ const leaseExtraSeconds = 5;
 export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Promise<void> {
   const sink = createLogSink(config["log-file"]);
   const logger = createLogger({ level: config["log-level"], format: config["log-format"], sink });
-  const database = createDatabase(config["db-uri"]);
+  // A write waits for another write's row locks no longer than that one may wait for the engine.
+  const database = createDatabase(config["db-uri"], { lockWaitTimeoutS: config["functions-timeout"] });
 
   try {
     await hooks.prepareDatabase?.(config["db-uri"], logger);
@@ -116,6 +117,7 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
       maxEntries: 10_000,
     }),
     invocation: { maxBodyBytes: config["max-invoke-body"] },
+    requestLimits: { bodyTimeoutMs: config["body-timeout"] * 1000 },
     quotas: createQuotaService(database.db, {
       defaults: {
         apps: config["quota-apps"],

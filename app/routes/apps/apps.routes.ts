@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { errorResponses, keystoneSecurity, PageQuery, readErrors, writeErrors } from "../../lib/openapi.ts";
 import { authorize } from "../../middleware/authorize/index.ts";
 import { limitBody } from "../../middleware/body-limit/index.ts";
+import { bodyTimeout } from "../../middleware/body-timeout/index.ts";
 import { requireJsonBody } from "../../middleware/json-body/index.ts";
 import {
   AppCreateBody,
@@ -17,7 +18,12 @@ import {
 /** Bodies of management calls are a few kilobytes; config limits total 32 KiB. */
 export const managementBodyLimit = 256 * 1024;
 
-export const managementMiddleware = () => [authorize(), requireJsonBody(), limitBody(managementBodyLimit)];
+export const managementMiddleware = () => [
+  authorize(),
+  requireJsonBody(),
+  bodyTimeout(),
+  limitBody(managementBodyLimit),
+];
 
 const projectParams = z.object({ project_id: ProjectParam });
 const appParams = z.object({ project_id: ProjectParam, app: AppParam });

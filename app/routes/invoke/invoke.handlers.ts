@@ -3,8 +3,16 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 import { alreadySent } from "../../lib/already-sent.ts";
 import { baseUrl } from "../../lib/base-url.ts";
+import {
+  BodyTimedOut,
+  bodyTimeoutError,
+  bodyTimeoutIn,
+  bodyTimeoutMs,
+  withBodyTimeout,
+} from "../../lib/body-timeout.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
+import { watchBodyProgress } from "../../node/body-watchdog.ts";
 import { EngineError } from "../../services/engine/types.ts";
 import type { InvocationOutcome } from "../../services/metrics/index.ts";
 import type { ReleaseSlot } from "../../services/quotas/index.ts";
@@ -112,7 +120,10 @@ async function invokePortable(c: Context<AppEnv>, target: InvokeTarget, maxBodyB
   const method = c.req.method;
   const raw = c.req.raw;
   // `raw.body` materialises a full Request on Node: look at it only when a body can exist.
-  const body = method !== "GET" && method !== "HEAD" && raw.body ? limitBody(raw.body, maxBodyBytes) : null;
+  const body =
+    method !== "GET" && method !== "HEAD" && raw.body
+      ? limitBody(withBodyTimeout(raw.body, bodyTimeoutMs(services)), maxBodyBytes)
+      : null;
   const started = performance.now();
   let response: Response;
   try {
@@ -123,7 +134,7 @@ async function invokePortable(c: Context<AppEnv>, target: InvokeTarget, maxBodyB
       signal: raw.signal,
     });
   } catch (error) {
-    if (raw.signal.aborted) return clientClosed(c, started);
+    if (raw.signal.aborted && !bodyTimeoutIn(error)) return clientClosed(c, started);
     throw failedInvocation(c, target, started, error, maxBodyBytes);
   }
   recordInvocation(c, started, response.status >= 500 ? "function_error" : "success");
@@ -241,6 +252,11 @@ async function forwardStreaming(
     if (!outgoing.writableFinished) clientGone.cancel(new ClientWentAway("the client went away"));
   };
   outgoing.once("close", onClose);
+  // A client that stops sending its body cancels the engine call like one that hangs up.
+  const timeoutMs = bodyTimeoutMs(c.get("services"));
+  const stopWatching = body
+    ? watchBodyProgress(incoming, timeoutMs, () => clientGone.cancel(new BodyTimedOut(timeoutMs)))
+    : () => {};
   const started = performance.now();
   let status = 0;
   try {
@@ -258,14 +274,16 @@ async function forwardStreaming(
       },
     );
   } catch (error) {
-    if (status === 0 && clientGone.aborted) return clientClosed(c, started);
+    const gone = clientGone.aborted;
+    if (status === 0 && gone && !bodyTimeoutIn(clientGone.reason)) return clientClosed(c, started);
     if (status === 0) throw failedInvocation(c, target, started, error, maxBodyBytes);
     // Headers are out: all that is left is to end the client's response and say why in the log.
     if (!outgoing.destroyed) outgoing.destroy();
     c.get("log").warn("invocation response cut short", {
-      reason: clientGone.aborted ? "client went away" : (error as Error).message,
+      reason: gone ? (clientGone.reason as Error).message : (error as Error).message,
     });
   } finally {
+    stopWatching();
     outgoing.off("close", onClose);
     // The engine call has settled: its answer was written out in full, or it failed.
     release();
@@ -313,7 +331,7 @@ function recordInvocation(c: Context<AppEnv>, started: number, outcome: Invocati
 function outcomeOf(failure: unknown): InvocationOutcome {
   if (failure instanceof ApiError) {
     if (failure.code === "gateway_timeout") return "timeout";
-    if (failure.code === "payload_too_large") return "cancelled";
+    if (failure.code === "payload_too_large" || failure.code === "request_timeout") return "cancelled";
   }
   return "engine_error";
 }
@@ -361,6 +379,8 @@ function invocationError(error: unknown, maxBodyBytes: number): unknown {
   if (error instanceof BodyTooLarge || (error instanceof Error && error.cause instanceof BodyTooLarge)) {
     return tooLarge(maxBodyBytes);
   }
+  const timedOut = bodyTimeoutIn(error);
+  if (timedOut) return bodyTimeoutError(timedOut.timeoutMs);
   if (error instanceof EngineError) {
     switch (error.kind) {
       case "timeout":

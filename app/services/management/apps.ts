@@ -78,7 +78,7 @@ export async function createApp(
   const engineName = engineNameFor(id);
   const config = input.config ?? {};
   try {
-    return await writeThrough(services.db, services.logger, async ({ tx, engine }) => {
+    return await writeThrough(services, async ({ tx, engine }) => {
       await services.quotas.checkAppCreate(tx, projectId);
       await tx.insert(apps).values({
         id,
@@ -89,6 +89,7 @@ export async function createApp(
         config,
       });
       await engine(
+        engineName,
         () => services.engine.createApp({ name: engineName, config }),
         () => services.engine.deleteApp(engineName).catch(ignoreNotFound),
       );
@@ -106,7 +107,7 @@ export async function updateApp(
   name: string,
   change: AppChange,
 ): Promise<AppRow> {
-  return writeThrough(services.db, services.logger, async ({ tx, engine }) => {
+  return writeThrough(services, async ({ tx, engine }) => {
     const current = await findApp(tx, projectId, name, { lock: true });
     let config = change.config ?? current.config;
     if (change.configPatch) {
@@ -127,6 +128,7 @@ export async function updateApp(
       .where(eq(apps.id, current.id));
     if (configChanged) {
       await engine(
+        current.engineName,
         () => updateOrRecreate(services, current.engineName, config, current.config),
         () => services.engine.updateAppConfig(current.engineName, current.config, config),
       );
@@ -152,7 +154,7 @@ async function updateOrRecreate(
 }
 
 export async function deleteApp(services: Services, projectId: string, name: string): Promise<void> {
-  await writeThrough(services.db, services.logger, async ({ tx, engine }) => {
+  await writeThrough(services, async ({ tx, engine }) => {
     const current = await findApp(tx, projectId, name, { lock: true });
     const [route] = await tx
       .select({ id: routes.id })
@@ -163,6 +165,7 @@ export async function deleteApp(services: Services, projectId: string, name: str
     if (route) throw new ApiError("forbidden", `Unable to delete app ${name} with routes`);
     await tx.delete(apps).where(eq(apps.id, current.id));
     await engine(
+      current.engineName,
       () => services.engine.deleteApp(current.engineName).catch(ignoreNotFound),
       () =>
         services.engine.createApp({ name: current.engineName, config: current.config }).catch(ignoreConflict),

@@ -133,7 +133,7 @@ export async function createRoute(
   input: RouteInput,
 ): Promise<{ app: AppRow; route: RouteRow }> {
   try {
-    return await writeThrough(services.db, services.logger, async ({ tx, engine }) => {
+    return await writeThrough(services, async ({ tx, engine }) => {
       // The app row stays locked until commit: a concurrent delete of the app waits for this route.
       const app = await findApp(tx, projectId, appName, { lock: true });
       await services.quotas.checkRouteCreate(tx, projectId, app.id);
@@ -149,6 +149,7 @@ export async function createRoute(
       await tx.insert(routes).values({ id, appId: app.id, projectId, path, ...fields });
       const wanted = engineRoute({ path, ...fields });
       await engine(
+        app.engineName,
         () => createOrReplace(services, app.engineName, wanted),
         () => services.engine.deleteRoute(app.engineName, wanted.path).catch(ignoreNotFound),
       );
@@ -206,7 +207,7 @@ export async function updateRoute(
   path: string,
   change: RouteChange,
 ): Promise<{ app: AppRow; route: RouteRow }> {
-  return writeThrough(services.db, services.logger, async ({ tx, engine }) => {
+  return writeThrough(services, async ({ tx, engine }) => {
     const app = await findApp(tx, projectId, appName, { lock: true });
     const current = await findRoute(tx, app, path, { lock: true });
     const { configPatch, headersPatch, ...replaced } = change;
@@ -234,6 +235,7 @@ export async function updateRoute(
       .where(eq(routes.id, current.id));
     if (engineChanged) {
       await engine(
+        app.engineName,
         () => updateOrRecreate(services, app.engineName, after, before),
         () => services.engine.updateRoute(app.engineName, before, after),
       );
@@ -248,11 +250,12 @@ export async function deleteRoute(
   appName: string,
   path: string,
 ): Promise<void> {
-  await writeThrough(services.db, services.logger, async ({ tx, engine }) => {
+  await writeThrough(services, async ({ tx, engine }) => {
     const app = await findApp(tx, projectId, appName, { lock: true });
     const current = await findRoute(tx, app, path, { lock: true });
     await tx.delete(routes).where(eq(routes.id, current.id));
     await engine(
+      app.engineName,
       () => services.engine.deleteRoute(app.engineName, current.path).catch(ignoreNotFound),
       () => services.engine.createRoute(app.engineName, engineRoute(current)).catch(ignoreConflict),
     );

@@ -1,19 +1,29 @@
 import type { Database } from "../../../db/client.ts";
 import type { Logger } from "../../lib/logger.ts";
+import type { AppServices } from "../../types.ts";
 import { EngineError } from "../engine/types.ts";
-import { engineFailure, isRetryableLockError, scrubDatabaseError } from "./failures.ts";
+import { repairApp } from "../reconcile/index.ts";
+import {
+  engineFailure,
+  isDatabaseUnavailable,
+  isRetryableLockError,
+  scrubDatabaseError,
+} from "./failures.ts";
 
 export type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
 export type WriteStep = {
   tx: Transaction;
   /**
-   * Runs one engine write inside the transaction. If it fails, `undo` runs (best effort): the
-   * engine may have applied a call that timed out or lost its connection. If it succeeds but the
-   * transaction then fails to commit, `undo` runs too. Either way the engine ends as MySQL does.
+   * Runs one engine write of the engine app `engineApp` inside the transaction. If it fails,
+   * `undo` runs (best effort): the engine may have applied a call that timed out or lost its
+   * connection. If it succeeds but the transaction then fails to commit, `undo` runs too. Either
+   * way the engine ends as MySQL does.
    */
-  engine<T>(write: () => Promise<T>, undo: () => Promise<void>): Promise<T>;
+  engine<T>(engineApp: string, write: () => Promise<T>, undo: () => Promise<void>): Promise<T>;
 };
+
+type Services = Pick<AppServices, "db" | "logger" | "engine">;
 
 const maxAttempts = 3;
 
@@ -23,35 +33,70 @@ const maxAttempts = 3;
  * locks are held, and the transaction commits only after the engine said yes. Lock conflicts
  * (deadlock victims) retry while the engine has not been touched.
  */
-export async function writeThrough<T>(
-  db: Database,
-  log: Logger,
-  work: (step: WriteStep) => Promise<T>,
-): Promise<T> {
+export async function writeThrough<T>(services: Services, work: (step: WriteStep) => Promise<T>): Promise<T> {
+  const log = services.logger;
   for (let attempt = 1; ; attempt++) {
     const undos: (() => Promise<void>)[] = [];
+    const engineApps = new Set<string>();
     let engineTouched = false;
+    let committing = false;
     try {
-      return await db.transaction(async (tx) =>
-        work({
+      return await services.db.transaction(async (tx) => {
+        const result = await work({
           tx,
-          async engine(write, undo) {
+          async engine(engineApp, write, undo) {
             engineTouched = true;
+            engineApps.add(engineApp);
             try {
-              const result = await write();
+              const written = await write();
               undos.push(undo);
-              return result;
+              return written;
             } catch (error) {
               await runUndo(log, undo, error);
               throw error instanceof EngineError ? engineFailure(error) : error;
             }
           },
-        }),
-      );
+        });
+        committing = true;
+        return result;
+      });
     } catch (error) {
-      for (const undo of undos.reverse()) await runUndo(log, undo, error);
+      if (committing && undos.length > 0 && isDatabaseUnavailable(error)) {
+        await settleUnknownCommit(services, engineApps, error);
+      } else {
+        for (const undo of undos.reverse()) await runUndo(log, undo, error);
+      }
       if (!engineTouched && attempt < maxAttempts && isRetryableLockError(error)) continue;
       throw scrubDatabaseError(error);
+    }
+  }
+}
+
+const settleAttempts = 3;
+
+/**
+ * The connection died while MySQL was committing (killed, cut off): the commit may have landed or
+ * not, so neither keeping nor undoing the engine's change is safe. MySQL, the truth, is asked
+ * again on a fresh connection, and the engine's copy of each app touched is made to match it,
+ * as `reconcile --fix` would. If MySQL cannot be reached for that, the engine is left alone.
+ */
+async function settleUnknownCommit(services: Services, engineApps: Set<string>, reason: unknown) {
+  for (const engineApp of engineApps) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await repairApp(services, engineApp);
+        services.logger.info("a commit was cut off; the engine now matches MySQL", { engine_app: engineApp });
+        break;
+      } catch (error) {
+        if (attempt >= settleAttempts) {
+          services.logger.warn(
+            "a commit was cut off and MySQL could not be asked whether it landed; run `picasso-api reconcile --fix`",
+            { engine_app: engineApp, reason: (reason as Error)?.message, error: (error as Error)?.message },
+          );
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
     }
   }
 }

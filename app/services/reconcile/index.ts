@@ -131,6 +131,14 @@ export async function fixDrift(sources: Sources, drift: Drift[]): Promise<FixOut
   return outcomes;
 }
 
+/**
+ * Makes the engine's copy of one app match MySQL under the app's row locks, whatever either side
+ * holds; for a write whose commit was cut off. Returns false when nothing differed.
+ */
+export function repairApp(sources: Sources, engineApp: string): Promise<boolean> {
+  return sources.db.transaction((tx) => fixApp(sources, tx, engineApp));
+}
+
 /** Returns false when the app changed between the report and the fix (nothing to do any more). */
 async function fixApp(sources: Sources, tx: Transaction, engineApp: string): Promise<boolean> {
   const { engine } = sources;
