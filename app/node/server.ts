@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type Server, STATUS_CODES } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
 import { type ErrorCode, errorBody, errorStatuses } from "../lib/errors.ts";
@@ -59,6 +59,14 @@ export function listen(options: ListenOptions): Promise<RunningServer> {
       },
     }) as Server;
     if (limits.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    const sockets = new Set<Socket>();
+    const forget = function forget(this: Socket) {
+      sockets.delete(this);
+    };
+    server.on("connection", (socket: Socket) => {
+      sockets.add(socket);
+      socket.once("close", forget);
+    });
     server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) =>
       answerClientError(error, socket, options.logger),
     );
@@ -68,7 +76,8 @@ export function listen(options: ListenOptions): Promise<RunningServer> {
       resolve({
         server,
         port,
-        shutdown: (graceMs, shutdownOptions = {}) => shutdown(server, options, graceMs, shutdownOptions),
+        shutdown: (graceMs, shutdownOptions = {}) =>
+          shutdown(server, sockets, options, graceMs, shutdownOptions),
       });
     });
   });
@@ -107,6 +116,7 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex, logger:
 
 async function shutdown(
   server: Server,
+  sockets: ReadonlySet<Socket>,
   options: ListenOptions,
   graceMs: number,
   { delayMs = 0, endDelay }: ShutdownOptions,
@@ -125,8 +135,8 @@ async function shutdown(
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // Keep-alive sockets with no request in flight would hold close() open until they time out;
   // sockets that finish their last request become idle later, so keep sweeping.
-  server.closeIdleConnections();
-  const sweeper = setInterval(() => server.closeIdleConnections(), 100);
+  closeIdleConnections(server, sockets);
+  const sweeper = setInterval(() => closeIdleConnections(server, sockets), 100);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => resolve("timeout"), graceMs);
@@ -138,5 +148,18 @@ async function shutdown(
     options.logger.warn("shutdown grace period over, closing remaining connections", { grace_ms: graceMs });
     server.closeAllConnections();
     await closed;
+  }
+}
+
+/**
+ * Node 20 counts a connection that has not sent a byte yet as busy (its header timeout runs from
+ * the connect), so `closeIdleConnections()` leaves it open and it holds `close()` for the whole
+ * grace period. Clients open such connections ahead of need: browsers speculatively, balancers
+ * for their pools, and Node's fetch right after aborting a request. Nothing was asked on them.
+ */
+function closeIdleConnections(server: Server, sockets: ReadonlySet<Socket>): void {
+  server.closeIdleConnections();
+  for (const socket of sockets) {
+    if (socket.bytesRead === 0) socket.destroy();
   }
 }

@@ -1,3 +1,4 @@
+import { connect, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../app/lib/logger.ts";
 import { listen } from "../../app/node/server.ts";
@@ -62,5 +63,41 @@ describe("graceful shutdown", () => {
     await running.shutdown(300);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(await stuck).toBeInstanceOf(Error);
+  });
+
+  it("closes connections that never sent a request, but waits for one half sent", async () => {
+    const { app, services } = testApp(database);
+    app.get("/answer", (c) => c.text("answered"));
+    const running = await listen({
+      fetch: app.fetch,
+      host: "127.0.0.1",
+      port: 0,
+      logger: quiet,
+      lifecycle: services.lifecycle,
+    });
+    const accepted: Socket[] = [];
+    running.server.on("connection", (socket: Socket) => accepted.push(socket));
+    const open = (): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(running.port, "127.0.0.1", () => resolve(socket));
+        socket.on("error", reject);
+      });
+    const silent = await open();
+    const halfSent = await open();
+    let answer = "";
+    halfSent.on("data", (chunk: Buffer) => {
+      answer += chunk.toString();
+    });
+    const silentClosed = new Promise((resolve) => silent.once("close", resolve));
+    halfSent.write("GET /answer HTTP/1.1\r\nHost: picasso.test\r\n");
+    const serverSide = () => accepted.find((socket) => socket.remotePort === halfSent.localPort);
+    await expect.poll(() => serverSide()?.bytesRead ?? 0).toBeGreaterThan(0);
+    await expect.poll(() => accepted.length).toBe(2);
+
+    const stopped = running.shutdown(20_000);
+    await silentClosed;
+    halfSent.end("Connection: close\r\n\r\n");
+    await expect.poll(() => answer).toContain("answered");
+    await stopped;
   });
 });
