@@ -146,5 +146,5 @@ describe("picasso-api serve with --redis-url", () => {
     for (const { server } of [first, second]) server.child.kill("SIGTERM");
     expect(await first.server.exited).toEqual({ code: 0, signal: null });
     expect(await second.server.exited).toEqual({ code: 0, signal: null });
-  }, 60_000);
+  });
 });
