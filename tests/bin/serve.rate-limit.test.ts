@@ -2,7 +2,7 @@
 // from the flags, Redis in the detailed health check, limited invocations in /metrics.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, runCli, waitForHttp } from "../support/cli.ts";
+import { freePort, startNoAuthServe } from "../support/cli.ts";
 import { testDbUri } from "../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 import { inOneWindow, testRedisUrl } from "../support/rate-limit.ts";
@@ -13,34 +13,15 @@ beforeAll(async () => {
 });
 afterAll(() => fake?.stop());
 
-async function startServe(
+const startServe = (
   redisUrl: string,
   extraArgs: string[] = ["--rate-limit-public", "1", "--rate-limit-public-burst", "1"],
-) {
-  const port = await freePort();
-  const server = runCli(
-    [
-      "serve",
-      "--auth-strategy",
-      "noauth",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--functions-url",
-      fake.apiUrl,
-      "--redis-url",
-      redisUrl,
-      ...extraArgs,
-      "--healthcheck-cache",
-      "0",
-    ],
-    { PICASSO_DB: testDbUri() },
-  );
-  const base = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base}/healthcheck`);
-  return { server, base };
-}
+) =>
+  startNoAuthServe({
+    functionsUrl: fake.apiUrl,
+    args: ["--redis-url", redisUrl, ...extraArgs, "--healthcheck-cache", "0"],
+    env: { PICASSO_DB: testDbUri() },
+  });
 
 const readiness = async (base: string) =>
   (await (await fetch(`${base}/healthcheck?detailed=1`)).json()) as {

@@ -3,7 +3,7 @@
 // sends nothing on it; Node's HTTP server does not count such a connection as idle.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, runCli, waitForHttp } from "../support/cli.ts";
+import { startNoAuthServe } from "../support/cli.ts";
 import { testDbUri } from "../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 
@@ -53,25 +53,11 @@ describe("picasso-api serve: SIGTERM after a client aborted an invocation", () =
   it.each(scenarios)(
     "exits well before the grace period after $name",
     async (scenario) => {
-      const port = await freePort();
-      const server = runCli(
-        [
-          "serve",
-          "--auth-strategy",
-          "noauth",
-          "--host",
-          "127.0.0.1",
-          "--port",
-          String(port),
-          "--functions-url",
-          fake.apiUrl,
-          "--shutdown-timeout",
-          "20",
-        ],
-        { PICASSO_DB: testDbUri() },
-      );
-      const base = `http://127.0.0.1:${port}`;
-      await waitForHttp(`${base}/healthcheck`);
+      const { server, base } = await startNoAuthServe({
+        functionsUrl: fake.apiUrl,
+        args: ["--shutdown-timeout", "20"],
+        env: { PICASSO_DB: testDbUri() },
+      });
 
       const project = `abort${randomBytes(4).toString("hex")}`;
       const post = async (path: string, body: unknown) => {

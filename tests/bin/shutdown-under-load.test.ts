@@ -1,7 +1,7 @@
 // SIGTERM while invocations are in flight: each either completes with 200 or never connects.
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, runCli, waitForHttp } from "../support/cli.ts";
+import { startNoAuthServe } from "../support/cli.ts";
 import { testDbUri } from "../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 
@@ -41,27 +41,11 @@ afterAll(() => fake?.stop());
 
 describe("picasso-api serve: graceful shutdown under load", () => {
   it("finishes in-flight invocations, answers 503 on /healthcheck during the delay and exits 0", async () => {
-    const port = await freePort();
-    const server = runCli(
-      [
-        "serve",
-        "--auth-strategy",
-        "noauth",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--functions-url",
-        fake.apiUrl,
-        "--shutdown-delay",
-        "1",
-        "--shutdown-timeout",
-        "30",
-      ],
-      { PICASSO_DB: testDbUri() },
-    );
-    const base = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${base}/healthcheck`);
+    const { server, base } = await startNoAuthServe({
+      functionsUrl: fake.apiUrl,
+      args: ["--shutdown-delay", "1", "--shutdown-timeout", "30"],
+      env: { PICASSO_DB: testDbUri() },
+    });
 
     const project = "shutdownload";
     const name = `s${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;

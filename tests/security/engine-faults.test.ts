@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runMigrations } from "../../db/migrate.ts";
-import { type CliProcess, freePort, runCli, waitForHttp } from "../support/cli.ts";
+import { type CliProcess, runCli, startNoAuthServe } from "../support/cli.ts";
 import { scratchDatabase } from "../support/db.ts";
 import {
   type Answer,
@@ -83,18 +83,9 @@ beforeAll(async () => {
   scratch = await scratchDatabase();
   await runMigrations(scratch.uri);
   fake = await startFakeIronFunctions();
-  const port = await freePort();
-  server = runCli(
-    [
-      "serve",
-      "--auth-strategy",
-      "noauth",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--functions-url",
-      fake.apiUrl,
+  const started = await startNoAuthServe({
+    functionsUrl: fake.apiUrl,
+    args: [
       "--functions-timeout",
       String(FUNCTIONS_TIMEOUT_S),
       "--functions-connect-timeout",
@@ -102,10 +93,10 @@ beforeAll(async () => {
       "--invoke-timeout-margin",
       String(INVOKE_MARGIN_S),
     ],
-    { PICASSO_DB: scratch.uri, ...withoutLimits },
-  );
-  const base = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base}/healthcheck`, 30_000);
+    env: { PICASSO_DB: scratch.uri, ...withoutLimits },
+  });
+  server = started.server;
+  const base = started.base;
   call = caller(base, phases, ANSWER_BOUND_MS);
 }, 60_000);
 

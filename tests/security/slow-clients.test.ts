@@ -4,7 +4,7 @@
 // headers) in the API's JSON shape and closed within a bound; the fast clients never notice.
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliProcess, freePort, runCli, waitForHttp } from "../support/cli.ts";
+import { type CliProcess, startNoAuthServe } from "../support/cli.ts";
 import { testDbUri } from "../support/db.ts";
 import {
   type Answer,
@@ -39,18 +39,9 @@ let app: string;
 
 beforeAll(async () => {
   fake = await startFakeIronFunctions();
-  port = await freePort();
-  server = runCli(
-    [
-      "serve",
-      "--auth-strategy",
-      "noauth",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--functions-url",
-      fake.apiUrl,
+  ({ server, port } = await startNoAuthServe({
+    functionsUrl: fake.apiUrl,
+    args: [
       "--header-timeout",
       String(HEADER_TIMEOUT_S),
       "--body-timeout",
@@ -58,9 +49,8 @@ beforeAll(async () => {
       "--max-header-size",
       String(MAX_HEADER_SIZE),
     ],
-    { PICASSO_DB: testDbUri(), ...withoutLimits },
-  );
-  await waitForHttp(`http://127.0.0.1:${port}/healthcheck`, 30_000);
+    env: { PICASSO_DB: testDbUri(), ...withoutLimits },
+  }));
 }, 60_000);
 
 afterAll(async () => {

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliProcess, freePort, runCli, waitForHttp } from "../support/cli.ts";
+import { type CliProcess, runCli, startNoAuthServe } from "../support/cli.ts";
 import { scratchDatabase } from "../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 
@@ -49,26 +49,12 @@ function expectCleanError(answer: Answer, status: number) {
 }
 
 async function startServe(): Promise<string> {
-  const port = await freePort();
-  const server = runCli(
-    [
-      "serve",
-      "--auth-strategy",
-      "noauth",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--functions-url",
-      fake.apiUrl,
-      "--route-cache-ttl",
-      String(ROUTE_CACHE_TTL_SECONDS),
-    ],
-    { PICASSO_DB: scratch.uri },
-  );
+  const { server, base } = await startNoAuthServe({
+    functionsUrl: fake.apiUrl,
+    args: ["--route-cache-ttl", String(ROUTE_CACHE_TTL_SECONDS)],
+    env: { PICASSO_DB: scratch.uri },
+  });
   servers.push(server);
-  const base = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base}/healthcheck`);
   return base;
 }
 

@@ -61,3 +61,41 @@ export async function waitForHttp(url: string, timeoutMs = 15_000): Promise<void
     }
   }
 }
+
+export type ServeProcess = { server: CliProcess; port: number; base: string };
+
+/**
+ * `picasso-api serve` as an operator starts it, without authentication, on a free loopback port
+ * in front of `functionsUrl`, plus `args`; resolves once `/healthcheck` answers. A process that
+ * never answers is killed and its output is in the error.
+ */
+export async function startNoAuthServe(options: {
+  functionsUrl: string;
+  env: Record<string, string>;
+  args?: string[];
+}): Promise<ServeProcess> {
+  const port = await freePort();
+  const server = runCli(
+    [
+      "serve",
+      "--auth-strategy",
+      "noauth",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--functions-url",
+      options.functionsUrl,
+      ...(options.args ?? []),
+    ],
+    options.env,
+  );
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp(`${base}/healthcheck`, 30_000);
+  } catch (error) {
+    server.child.kill("SIGKILL");
+    throw new Error(`${String(error)}\n${server.output()}`);
+  }
+  return { server, port, base };
+}
