@@ -43,7 +43,8 @@ const faults: Record<FaultPhase, { fault: Fault; ms: number }> = {
   status500: { fault: { kind: "status", status: 500, message: "engine broke", scope: "all" }, ms: 1200 },
   status503: { fault: { kind: "status", status: 503, message: "engine overloaded", scope: "all" }, ms: 1200 },
   hang: { fault: { kind: "hang", scope: "all" }, ms: 4000 },
-  delay: { fault: { kind: "delay", ms: 100, scope: "all" }, ms: 1200 },
+  // Long enough that on a loaded machine each kind of write completes at least once behind the delay.
+  delay: { fault: { kind: "delay", ms: 100, scope: "all" }, ms: 3000 },
   refuse: { fault: { kind: "refuse-connections" }, ms: 1200 },
 };
 
