@@ -2,7 +2,7 @@
 // from the flags, Redis in the detailed health check, limited invocations in /metrics.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, startNoAuthServe } from "../support/cli.ts";
+import { freePort, postJsonOk, startNoAuthServe } from "../support/cli.ts";
 import { testDbUri } from "../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 import { inOneWindow, testRedisUrl } from "../support/rate-limit.ts";
@@ -34,15 +34,7 @@ describe("picasso-api serve with --redis-url", () => {
     const { server, base } = await startServe(testRedisUrl);
     await expect.poll(async () => (await readiness(base)).checks.redis?.status).toBe("ok");
     const project = "servelimits";
-    const post = async (path: string, body: unknown) => {
-      const response = await fetch(`${base}${path}`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      expect(response.status, await response.clone().text()).toBe(200);
-      return (await response.json()) as { app?: { name: string } };
-    };
+    const post = (path: string, body: unknown) => postJsonOk(base, path, body);
     const created = await post(`/v1/${project}/apps`, {
       app: { name: `r${randomBytes(5).toString("hex")}` },
     });
@@ -83,18 +75,13 @@ describe("picasso-api serve with --redis-url", () => {
       await expect.poll(async () => (await readiness(base)).checks.redis?.status).toBe("ok");
     }
     const project = `servequota${randomBytes(4).toString("hex")}`;
-    const created = await fetch(`${first.base}/v1/${project}/apps`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ app: { name: `q${randomBytes(5).toString("hex")}` } }),
+    const created = await postJsonOk(first.base, `/v1/${project}/apps`, {
+      app: { name: `q${randomBytes(5).toString("hex")}` },
     });
-    const appName = ((await created.json()) as { app: { name: string } }).app.name;
-    const route = await fetch(`${first.base}/v1/${project}/apps/${appName}/routes`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ route: { path: "/hello", image: "hello", is_public: true } }),
+    const appName = created.app?.name ?? "";
+    await postJsonOk(first.base, `/v1/${project}/apps/${appName}/routes`, {
+      route: { path: "/hello", image: "hello", is_public: true },
     });
-    expect(route.status).toBe(200);
 
     fake.clearRequests();
     fake.setFault({ kind: "hang", scope: "r" });

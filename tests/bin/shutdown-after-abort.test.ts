@@ -3,7 +3,7 @@
 // sends nothing on it; Node's HTTP server does not count such a connection as idle.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startNoAuthServe } from "../support/cli.ts";
+import { postJsonOk, startNoAuthServe } from "../support/cli.ts";
 import { testDbUri } from "../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 
@@ -60,15 +60,7 @@ describe("picasso-api serve: SIGTERM after a client aborted an invocation", () =
       });
 
       const project = `abort${randomBytes(4).toString("hex")}`;
-      const post = async (path: string, body: unknown) => {
-        const response = await fetch(`${base}${path}`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify(body),
-        });
-        expect(response.status, await response.clone().text()).toBe(200);
-        return (await response.json()) as { app?: { name: string } };
-      };
+      const post = (path: string, body: unknown) => postJsonOk(base, path, body);
       const created = await post(`/v1/${project}/apps`, {
         app: { name: `a${randomBytes(5).toString("hex")}` },
       });

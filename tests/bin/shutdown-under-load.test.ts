@@ -1,7 +1,7 @@
 // SIGTERM while invocations are in flight: each either completes with 200 or never connects.
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startNoAuthServe } from "../support/cli.ts";
+import { postJsonOk, startNoAuthServe } from "../support/cli.ts";
 import { testDbUri } from "../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../support/ironfunctions/server.ts";
 
@@ -49,15 +49,7 @@ describe("picasso-api serve: graceful shutdown under load", () => {
 
     const project = "shutdownload";
     const name = `s${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
-    const post = async (path: string, body: unknown) => {
-      const response = await fetch(`${base}${path}`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      expect(response.status, await response.clone().text()).toBe(200);
-      return (await response.json()) as { app?: { name: string } };
-    };
+    const post = (path: string, body: unknown) => postJsonOk(base, path, body);
     const created = await post(`/v1/${project}/apps`, { app: { name } });
     const appName = created.app?.name ?? "";
     await post(`/v1/${project}/apps/${appName}/routes`, {

@@ -62,6 +62,25 @@ export async function waitForHttp(url: string, timeoutMs = 15_000): Promise<void
   }
 }
 
+/**
+ * POSTs JSON to a serve process started without authentication and expects 200 (the body is in
+ * the failure message); tests use it to create apps and routes through the API.
+ */
+export async function postJsonOk(
+  base: string,
+  path: string,
+  body: unknown,
+): Promise<{ app?: { name: string } }> {
+  const response = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`POST ${path}: ${response.status} ${text}`);
+  return JSON.parse(text) as { app?: { name: string } };
+}
+
 export type ServeProcess = { server: CliProcess; port: number; base: string };
 
 /**
