@@ -146,7 +146,7 @@ async function invokePortable(c: Context<AppEnv>, target: InvokeTarget, maxBodyB
  * address left: such a caller is nobody in particular, not a sign of another runtime.
  */
 function peerAddress(c: Context<AppEnv>): string | undefined {
-  const incoming = (c.env as Partial<NodeBindings> | undefined)?.incoming;
+  const incoming = nodeBindings(c)?.incoming;
   return incoming ? (incoming.socket?.remoteAddress ?? "unknown") : undefined;
 }
 
