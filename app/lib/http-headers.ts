@@ -39,10 +39,13 @@ function blocked(name: string, forwardAuth: boolean): boolean {
   return neverToEngine.has(name) && !(forwardAuth && forwardableAuth.has(name));
 }
 
+const noneListed: ReadonlySet<string> = new Set();
+
 /** Names listed in `Connection` are hop-by-hop too. */
-function connectionListed(connection: string | null | undefined): Set<string> {
+function connectionListed(connection: string | null | undefined): ReadonlySet<string> {
+  // Nearly every peer sends just `keep-alive` or `close`: options, not header names.
+  if (!connection || connection === "keep-alive" || connection === "close") return noneListed;
   const listed = new Set<string>();
-  if (!connection) return listed;
   for (const name of connection.split(",")) {
     const trimmed = name.trim().toLowerCase();
     if (trimmed) listed.add(trimmed);
@@ -63,7 +66,7 @@ export function engineRequestHeaders(incoming: Headers, forwardAuth = false): Re
 
 /** The same rule over Node's flat raw header list, for the fast path (no Headers object built). */
 export function engineRequestRawHeaders(rawHeaders: readonly string[], forwardAuth = false): string[] {
-  let listed: Set<string> | undefined;
+  let listed: ReadonlySet<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if ((rawHeaders[i] as string).toLowerCase() === "connection") {
       listed = connectionListed(rawHeaders[i + 1]);

@@ -25,9 +25,14 @@ const asyncMethods = new Set(["GET", "POST"]);
 
 class BodyTooLarge extends Error {}
 
+/** Paths that need no cleaning: `/segment/segment`, no empty, `.` or `..` segments, no escapes. */
+const cleanPath = /^(?:\/(?!\.\.?(?:\/|$))[^/%]+)+$/;
+
 /** `/r/{app}` is `/`, `/r/{app}/a//b/` is `/a/b`: the engine cleans paths the same way. */
 export function routePathFrom(requestPath: string, prefixLength: number): string | null {
   const rest = requestPath.slice(prefixLength);
+  // Almost every invocation names its route plainly; only the rest is split and rebuilt.
+  if (cleanPath.test(rest)) return rest;
   if (rest.includes("%")) return null;
   const segments = rest.split("/").filter((segment) => segment !== "" && segment !== ".");
   if (segments.includes("..")) return null;
@@ -216,12 +221,24 @@ class ClientWentAway extends Error {}
 class ClientGone extends EventEmitter {
   aborted = false;
   reason: unknown;
+  /** Listens to the client's response: it closing before the answer was written out cancels. */
+  readonly onResponseClose: () => void;
+
+  constructor(private readonly outgoing: ServerResponse) {
+    super();
+    // Bound, not an arrow: the per-request closure would get a name set on it at run time (tsx).
+    this.onResponseClose = this.cancelIfUnfinished.bind(this);
+  }
 
   cancel(reason: Error): void {
     if (this.aborted) return;
     this.aborted = true;
     this.reason = reason;
     this.emit("abort");
+  }
+
+  private cancelIfUnfinished(): void {
+    if (!this.outgoing.writableFinished) this.cancel(new ClientWentAway("the client went away"));
   }
 }
 
@@ -247,11 +264,8 @@ async function forwardStreaming(
     : incoming.headers["content-length"] !== undefined
       ? incoming
       : limitBody(incoming, maxBodyBytes);
-  const clientGone = new ClientGone();
-  const onClose = () => {
-    if (!outgoing.writableFinished) clientGone.cancel(new ClientWentAway("the client went away"));
-  };
-  outgoing.once("close", onClose);
+  const clientGone = new ClientGone(outgoing);
+  outgoing.once("close", clientGone.onResponseClose);
   // A client that stops sending its body cancels the engine call like one that hangs up.
   const timeoutMs = bodyTimeoutMs(c.get("services"));
   const stopWatching = body
@@ -284,7 +298,7 @@ async function forwardStreaming(
     });
   } finally {
     stopWatching();
-    outgoing.off("close", onClose);
+    outgoing.off("close", clientGone.onResponseClose);
     // The engine call has settled: its answer was written out in full, or it failed.
     release();
   }
