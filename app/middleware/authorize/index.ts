@@ -54,19 +54,24 @@ export function checkAccess(
   needed: Action,
   roleNames: RoleNames,
 ): string | null {
-  // Role names compare as oslo.policy compares them: case-insensitively.
-  const roles = new Set(identity.roles.map((role) => role.toLowerCase()));
-  const has = (role: string) => roles.has(role.toLowerCase());
-  if (identity.projectId !== null && has(roleNames.admin)) return null;
+  const { roles } = identity;
+  if (identity.projectId !== null && hasRole(roles, roleNames.admin)) return null;
   if (!projectId || identity.projectId !== projectId) return "The token is not scoped to this project";
   // A project's own members, however strong their role, cannot raise its quotas.
   if (needed === "admin") return `Role ${roleNames.admin} is required`;
   if (needed === "read") {
-    return has(roleNames.reader) || has(roleNames.member)
+    return hasRole(roles, roleNames.reader) || hasRole(roles, roleNames.member)
       ? null
       : `Role ${roleNames.reader} or ${roleNames.member} is required`;
   }
-  return has(roleNames.member) ? null : `Role ${roleNames.member} is required`;
+  return hasRole(roles, roleNames.member) ? null : `Role ${roleNames.member} is required`;
+}
+
+/** Role names compare as oslo.policy compares them: case-insensitively. */
+function hasRole(roles: readonly string[], wanted: string): boolean {
+  const name = wanted.toLowerCase();
+  for (const role of roles) if (role.toLowerCase() === name) return true;
+  return false;
 }
 
 export function methodAction(method: string): Action {

@@ -133,13 +133,20 @@ export class KeystoneAuthenticator implements Authenticator {
     if (presented.length > maxTokenLength || !wellFormedToken.test(presented)) throw invalidToken();
     let validation: Validation | undefined;
     if (this.#cache) {
-      const status: LRUCache.Status<string, Validation, string> = {};
-      try {
-        validation = await this.#cache.fetch(tokenKey(presented), { context: presented, status });
-      } finally {
-        // Only the request that sent the validation counts as a miss: requests that joined its
-        // in-flight call were answered without asking Keystone themselves.
-        this.#metrics?.tokenCache.inc({ result: status.fetchDispatched ? "miss" : "hit" });
+      const key = tokenKey(presented);
+      // A token seen before is answered from memory without the fetch machinery (most requests).
+      validation = this.#cache.get(key);
+      if (validation) {
+        this.#metrics?.tokenCache.inc({ result: "hit" });
+      } else {
+        const status: LRUCache.Status<string, Validation, string> = {};
+        try {
+          validation = await this.#cache.fetch(key, { context: presented, status });
+        } finally {
+          // Only the request that sent the validation counts as a miss: requests that joined its
+          // in-flight call were answered without asking Keystone themselves.
+          this.#metrics?.tokenCache.inc({ result: status.fetchDispatched ? "miss" : "hit" });
+        }
       }
     } else {
       this.#metrics?.tokenCache.inc({ result: "miss" });
