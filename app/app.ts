@@ -1,6 +1,6 @@
-import { HTTPException } from "hono/http-exception";
 import { createRouter } from "./lib/create-router.ts";
-import { ApiError, errorBody, toApiError } from "./lib/errors.ts";
+import { errorAnswer } from "./lib/error-answer.ts";
+import { errorBody } from "./lib/errors.ts";
 import { accessLog } from "./middleware/access-log/index.ts";
 import { httpMetrics } from "./middleware/metrics/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
@@ -12,7 +12,6 @@ import { registerMeta } from "./routes/meta/meta.index.ts";
 import { registerMetrics } from "./routes/metrics/metrics.index.ts";
 import { registerQuotas } from "./routes/quotas/quotas.index.ts";
 import { registerRoutes } from "./routes/routes/routes.index.ts";
-import { databaseUnavailable, isDatabaseUnavailable } from "./services/management/failures.ts";
 import type { AppServices } from "./types.ts";
 import { version } from "./version.ts";
 
@@ -43,19 +42,8 @@ export function createApp(services: AppServices) {
   app.notFound((c) => c.json(errorBody("not_found", `Not found: ${c.req.method} ${c.req.path}`), 404));
 
   app.onError(function answerError(caught, c) {
-    // Reads and route lookups meet MySQL outages too; they answer like the writes do.
-    const error = isDatabaseUnavailable(caught) ? databaseUnavailable(caught) : caught;
-    if (error instanceof HTTPException) {
-      const apiError = toApiError(error);
-      const log = c.get("log") ?? services.logger;
-      if (apiError.status >= 500)
-        log.warn("request failed", { code: apiError.code, error: apiError.message });
-      const headers = error instanceof ApiError ? error.headers : {};
-      return c.json(errorBody(apiError.code, apiError.message), apiError.status, headers);
-    }
-    // Anything else is a bug: log it whole, tell the client only that it happened.
-    (c.get("log") ?? services.logger).error("unhandled error", { error });
-    return c.json(errorBody("internal_error", "Internal server error"), 500);
+    const { status, body, headers } = errorAnswer(caught, c.get("log") ?? services.logger);
+    return c.json(body, status, headers);
   });
 
   return app;

@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { type Server, STATUS_CODES } from "node:http";
+import { createServer, type Server, STATUS_CODES } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import { type ErrorCode, errorBody, errorStatuses } from "../lib/errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { requestIdHeader } from "../middleware/request-id/index.ts";
 import type { Lifecycle } from "../types.ts";
+import type { PreRoutedListener } from "./invocation-listener.ts";
 
 export type RunningServer = {
   server: Server;
@@ -33,6 +34,8 @@ export type ServerLimits = {
 
 export type ListenOptions = {
   fetch: (request: Request, env: unknown) => Response | Promise<Response>;
+  /** Answers some requests before the app sees them (`preRoutedInvocations`); the rest go to `fetch`. */
+  preRouted?: PreRoutedListener | null;
   host: string;
   port: number;
   logger: Logger;
@@ -43,11 +46,10 @@ export type ListenOptions = {
 export function listen(options: ListenOptions): Promise<RunningServer> {
   const limits = options.limits ?? {};
   return new Promise((resolve, reject) => {
-    const server = serve({
-      fetch: options.fetch,
-      hostname: options.host,
-      port: options.port,
-      serverOptions: {
+    const app = getRequestListener(options.fetch, { hostname: options.host });
+    const preRouted = options.preRouted;
+    const server = createServer(
+      {
         // Node's requestTimeout (default 5 min) bounds receiving the whole request body, which
         // would cut long streamed uploads to functions; the invocation deadline bounds those.
         requestTimeout: 0,
@@ -57,7 +59,12 @@ export function listen(options: ListenOptions): Promise<RunningServer> {
         // How often headersTimeout is enforced (Node's default 30 s would stretch it by as much).
         connectionsCheckingInterval: 1000,
       },
-    }) as Server;
+      preRouted
+        ? function routeRequest(incoming, outgoing) {
+            if (!preRouted(incoming, outgoing)) void app(incoming, outgoing);
+          }
+        : app,
+    );
     if (limits.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = limits.keepAliveTimeoutMs;
     const sockets = new Set<Socket>();
     const forget = function forget(this: Socket) {
@@ -80,6 +87,7 @@ export function listen(options: ListenOptions): Promise<RunningServer> {
           shutdown(server, sockets, options, graceMs, shutdownOptions),
       });
     });
+    server.listen(options.port, options.host);
   });
 }
 

@@ -11,6 +11,7 @@ import {
 import { createLogger, createLogSink, type Logger } from "../../app/lib/logger.ts";
 import { throttledWarning } from "../../app/lib/throttled-log.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
+import { preRoutedInvocations } from "../../app/node/invocation-listener.ts";
 import { listen } from "../../app/node/server.ts";
 import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
 import { createEngine } from "../../app/services/engine/index.ts";
@@ -158,6 +159,7 @@ export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Pr
   const app = createApp(services);
   const running = await listen({
     fetch: app.fetch,
+    preRouted: preRoutedInvocations(services),
     host: config.host,
     port: config.port,
     logger,

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { PicassoApp } from "../../app/app.ts";
 import { createLogger } from "../../app/lib/logger.ts";
+import { preRoutedInvocations } from "../../app/node/invocation-listener.ts";
 import { listen, type RunningServer } from "../../app/node/server.ts";
 import {
   createIronFunctionsEngine,
@@ -100,6 +101,8 @@ export type InvokeHarness = {
 export async function startInvokeHarness(
   database: DatabaseHandle,
   overrides: Partial<AppServices> = {},
+  /** false: invocations go through the app on Node, as when the URL is percent-encoded. */
+  { preRouted = true }: { preRouted?: boolean } = {},
 ): Promise<InvokeHarness> {
   const fake = await startFakeIronFunctions();
   const engine = invocationEngine(fake.url);
@@ -111,6 +114,7 @@ export async function startInvokeHarness(
   });
   const server = await listen({
     fetch: app.fetch,
+    preRouted: preRouted ? preRoutedInvocations(services) : null,
     host: "127.0.0.1",
     port: 0,
     logger,

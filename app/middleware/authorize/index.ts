@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { ApiError } from "../../lib/errors.ts";
 import type { RoleNames } from "../../services/auth/types.ts";
-import type { AppEnv, Identity } from "../../types.ts";
+import type { AppEnv, AppServices, Identity } from "../../types.ts";
 
 /**
  * `read`: GET/HEAD of a project's resources; `write`: create, update, delete, invoke private;
@@ -24,27 +24,39 @@ export type Action = "read" | "write" | "admin";
  */
 export function authorize(action: Action | ((method: string) => Action) = methodAction) {
   return createMiddleware<AppEnv>(async function authorizeMiddleware(c, next) {
-    const { authenticator, roleNames } = c.get("services");
+    const services = c.get("services");
     const projectId = c.req.param("project_id");
-    let identity: Identity;
-    try {
-      identity = await authenticator.authenticate(c.req.header("x-auth-token"), projectId);
-    } catch (error) {
-      if (error instanceof ApiError && error.code === "unauthorized" && authenticator.wwwAuthenticate) {
-        throw new ApiError("unauthorized", error.message, {
-          headers: { ...error.headers, "WWW-Authenticate": authenticator.wwwAuthenticate },
-        });
-      }
-      throw error;
-    }
+    const identity = await authenticateToken(services, c.req.header("x-auth-token"), projectId);
     c.set("identity", identity);
     c.set("log", c.get("log").child({ user_id: identity.userId, project_id: identity.projectId }));
 
     const needed = typeof action === "function" ? action(c.req.method) : action;
-    const refusal = checkAccess(identity, projectId, needed, roleNames);
+    const refusal = checkAccess(identity, projectId, needed, services.roleNames);
     if (refusal) throw new ApiError("forbidden", refusal);
     await next();
   });
+}
+
+/**
+ * Who the token belongs to, or the 401/503 ApiError to answer (a 401 names the scheme in
+ * `WWW-Authenticate` when the authenticator has one). Exported for Node's pre-routed invocations,
+ * which run outside Hono's middleware chain.
+ */
+export async function authenticateToken(
+  { authenticator }: Pick<AppServices, "authenticator">,
+  token: string | undefined,
+  projectId: string | undefined,
+): Promise<Identity> {
+  try {
+    return await authenticator.authenticate(token, projectId);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "unauthorized" && authenticator.wwwAuthenticate) {
+      throw new ApiError("unauthorized", error.message, {
+        headers: { ...error.headers, "WWW-Authenticate": authenticator.wwwAuthenticate },
+      });
+    }
+    throw error;
+  }
 }
 
 /** Why `identity` may not do `needed` on `projectId`, or null when it may. */

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { matchedRoutes } from "hono/route";
-import { statusClass } from "../../services/metrics/index.ts";
+import { type Metrics, statusClass } from "../../services/metrics/index.ts";
 import type { AppEnv } from "../../types.ts";
 
 const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -29,14 +29,24 @@ export function httpMetrics() {
   return createMiddleware<AppEnv>(async function httpMetricsMiddleware(c, next) {
     const started = performance.now();
     await next();
-    const seconds = (performance.now() - started) / 1000;
-    const labels = {
-      method: knownMethods.has(c.req.method) ? c.req.method : "other",
-      route: routeTemplate(c),
-      status_class: statusClass(c.res.status),
-    };
-    const { metrics } = c.get("services");
-    metrics.httpRequests.inc(labels);
-    metrics.httpRequestDuration.observe(labels, seconds);
+    recordHttpRequest(c.get("services").metrics, c.req.method, routeTemplate(c), c.res.status, started);
   });
+}
+
+/** The request's count and duration; also recorded by Node's pre-routed invocations. */
+export function recordHttpRequest(
+  metrics: Metrics,
+  method: string,
+  template: string,
+  status: number,
+  started: number,
+): void {
+  const seconds = (performance.now() - started) / 1000;
+  const labels = {
+    method: knownMethods.has(method) ? method : "other",
+    route: template,
+    status_class: statusClass(status),
+  };
+  metrics.httpRequests.inc(labels);
+  metrics.httpRequestDuration.observe(labels, seconds);
 }

@@ -10,14 +10,18 @@ export function isWellFormedRequestId(value: string | undefined): value is strin
   return value !== undefined && wellFormed.test(value);
 }
 
+/** The caller's id when well formed, else a new one. */
+export function requestIdFor(sent: string | undefined): string {
+  return isWellFormedRequestId(sent) ? sent : `req-${randomUUID()}`;
+}
+
 /**
  * Keeps a caller's well-formed `X-Openstack-Request-Id` (so one id follows a call across OpenStack
  * services) or makes one, and binds it to the request's logger.
  */
 export function requestId() {
   return createMiddleware<AppEnv>(async function requestIdMiddleware(c, next) {
-    const incoming = c.req.header(requestIdHeader);
-    const id = isWellFormedRequestId(incoming) ? incoming : `req-${randomUUID()}`;
+    const id = requestIdFor(c.req.header(requestIdHeader));
     c.set("requestId", id);
     c.set("log", c.get("services").logger.child({ request_id: id }));
     await next();

@@ -27,6 +27,11 @@ export type InvokeTarget = {
 export interface RouteLookup {
   /** null when the app or the route does not exist. */
   find(appName: string, path: string): Promise<InvokeTarget | null>;
+  /**
+   * The cached answer without waiting (`undefined` when there is none yet): the hot path skips a
+   * promise per invocation, and calls `find` only on a miss.
+   */
+  cached(appName: string, path: string): InvokeTarget | null | undefined;
   /** Called after this instance changes an app or its routes, so it serves the change at once. */
   invalidateApp(appName: string): void;
 }
@@ -50,6 +55,7 @@ export function createRouteLookup(db: Database, options: RouteLookupOptions): Ro
   if (options.ttlMs <= 0) {
     return {
       find: async (appName, path) => (couldBeStored(appName, path) ? load(appName, path) : null),
+      cached: () => undefined,
       invalidateApp() {},
     };
   }
@@ -66,6 +72,9 @@ export function createRouteLookup(db: Database, options: RouteLookupOptions): Ro
       if (!couldBeStored(appName, path)) return null;
       const cached = await cache.fetch(`${appName}${separator}${path}`);
       return cached?.target ?? null;
+    },
+    cached(appName, path) {
+      return cache.get(`${appName}${separator}${path}`)?.target;
     },
     invalidateApp(appName) {
       const prefix = `${appName}${separator}`;

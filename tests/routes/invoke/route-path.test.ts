@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { routePathFrom } from "../../../app/routes/invoke/invoke.handlers.ts";
+import { routePathFrom } from "../../../app/routes/invoke/invocation.ts";
 
 /** The rule spelled out segment by segment, as the engine cleans paths. */
 function cleanedByRule(rest: string): string | null {
@@ -9,8 +9,6 @@ function cleanedByRule(rest: string): string | null {
   if (segments.includes("..")) return null;
   return `/${segments.join("/")}`;
 }
-
-const prefix = "/r/app";
 
 describe("routePathFrom", () => {
   it.each([
@@ -25,7 +23,7 @@ describe("routePathFrom", () => {
     ["/..", null],
     ["/a%2Fb", null],
   ])("%j -> %j", (rest, expected) => {
-    expect(routePathFrom(`${prefix}${rest}`, prefix.length)).toBe(expected);
+    expect(routePathFrom(rest)).toBe(expected);
   });
 
   it("plain paths and paths that need cleaning follow the same rule", () => {
@@ -36,7 +34,7 @@ describe("routePathFrom", () => {
     const rest = fc.array(segment, { maxLength: 6 }).map((segments) => segments.map((s) => `/${s}`).join(""));
     fc.assert(
       fc.property(rest, (path) => {
-        expect(routePathFrom(`${prefix}${path}`, prefix.length)).toBe(cleanedByRule(path));
+        expect(routePathFrom(path)).toBe(cleanedByRule(path));
       }),
       { numRuns: 2000, seed: 20261126 },
     );

@@ -9,7 +9,7 @@ import {
   type StreamingEngineCall,
 } from "../types.ts";
 import { EngineHttp, type EngineHttpOptions, statusError } from "./http.ts";
-import { invokeOverHttp, invokeStreamingOverHttp } from "./invoke.ts";
+import { type InvokeOptions, invokeOverHttp, invokeStreamingOverHttp } from "./invoke.ts";
 import { configPatch, fromWireApp, fromWireRoute, routePatchPlan, toWireRoute } from "./wire.ts";
 
 export type IronFunctionsOptions = EngineHttpOptions & {
@@ -61,10 +61,12 @@ export class IronFunctionsEngine implements FunctionEngine {
 
   private readonly invocations: Pool;
   private readonly invokeTimeoutMarginMs: number;
+  private readonly invokeOptions: InvokeOptions;
 
   constructor(options: IronFunctionsOptions) {
     this.http = new EngineHttp(options);
     this.invokeTimeoutMarginMs = options.invokeTimeoutMarginMs ?? 2000;
+    this.invokeOptions = { timeoutMarginMs: this.invokeTimeoutMarginMs };
     this.invocations = new Pool(this.http.origin, {
       connections: options.invokeConnections ?? 1024,
       connectTimeout: options.connectTimeoutMs ?? 3000,
@@ -144,13 +146,13 @@ export class IronFunctionsEngine implements FunctionEngine {
     );
   }
 
-  invokeStreaming(call: StreamingEngineCall, start: ResponseStarter): Promise<void> {
-    return invokeStreamingOverHttp(this.invocations, call, start, {
-      timeoutMarginMs: this.invokeTimeoutMarginMs,
-    }).catch((error: unknown) => {
+  async invokeStreaming(call: StreamingEngineCall, start: ResponseStarter): Promise<void> {
+    try {
+      await invokeStreamingOverHttp(this.invocations, call, start, this.invokeOptions);
+    } catch (error) {
       if (error instanceof EngineError) this.http.failed(error);
       throw error;
-    });
+    }
   }
 
   async ping(signal?: AbortSignal): Promise<void> {

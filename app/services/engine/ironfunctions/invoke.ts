@@ -74,26 +74,64 @@ export async function invokeStreamingOverHttp(
 ): Promise<void> {
   const headers = engineRequestRawHeaders(call.rawHeaders, call.forwardAuthHeaders);
   headers.push("x-openstack-request-id", call.requestId);
-  let started = false;
-  let lacksRoute = false;
+  const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
+  const response = new EngineResponse(call, start);
   try {
+    // One literal of one shape: undici reads it on every invocation.
     await dispatcher.stream(
-      { ...engineRequest(call, options), headers, body: call.body as Readable | null },
-      ({ statusCode, headers: upstreamHeaders }) => {
-        if (engineLacksRoute(statusCode, call)) {
-          lacksRoute = true;
-          return new Writable({ write: (_chunk, _encoding, done) => done() });
-        }
-        started = true;
-        return start(statusCode, upstreamHeaders);
+      {
+        method: call.method as Dispatcher.HttpMethod,
+        path: enginePath(call),
+        headers,
+        body: call.body as Readable | null,
+        signal: call.signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       },
+      response.start,
     );
   } catch (error) {
-    if (started) throw error;
+    if (response.started) throw error;
     throw toEngineError(error, call.signal);
   }
-  if (lacksRoute) throw routeMissingOnEngine();
+  if (response.lacksRoute) throw routeMissingOnEngine();
 }
+
+/** Where the engine's answer goes: the caller's writable, or nowhere when it is the engine's own 404. */
+class EngineResponse {
+  started = false;
+  lacksRoute = false;
+  /** Bound once: undici calls it with the engine's status and headers. */
+  readonly start: (data: {
+    statusCode: number;
+    headers: Record<string, string | string[] | undefined>;
+  }) => Writable;
+
+  constructor(
+    private readonly call: Pick<EngineCall, "route">,
+    private readonly starter: ResponseStarter,
+  ) {
+    this.start = this.open.bind(this);
+  }
+
+  private open({
+    statusCode,
+    headers,
+  }: {
+    statusCode: number;
+    headers: Record<string, string | string[] | undefined>;
+  }) {
+    if (engineLacksRoute(statusCode, this.call)) {
+      this.lacksRoute = true;
+      return new Writable({ write: (_chunk, _encoding, done) => done() });
+    }
+    this.started = true;
+    return this.starter(statusCode, headers);
+  }
+}
+
+const enginePath = (call: Pick<EngineCall, "engineApp" | "path" | "query">) =>
+  call.query ? `/r/${call.engineApp}${call.path}?${call.query}` : `/r/${call.engineApp}${call.path}`;
 
 /** Where and how long: the engine's `/r/{app}{path}`, waited on for the route's timeout plus a margin. */
 function engineRequest(
@@ -103,7 +141,7 @@ function engineRequest(
   const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
   return {
     method: call.method as Dispatcher.HttpMethod,
-    path: `/r/${call.engineApp}${call.path}${call.query ? `?${call.query}` : ""}`,
+    path: enginePath(call),
     signal: call.signal,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
