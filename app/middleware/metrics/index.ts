@@ -41,12 +41,10 @@ export function recordHttpRequest(
   status: number,
   started: number,
 ): void {
-  const seconds = (performance.now() - started) / 1000;
   const labels = {
     method: knownMethods.has(method) ? method : "other",
     route: template,
     status_class: statusClass(status),
   };
-  metrics.httpRequests.inc(labels);
-  metrics.httpRequestDuration.observe(labels, seconds);
+  metrics.httpRequests.record(labels, (performance.now() - started) / 1000);
 }

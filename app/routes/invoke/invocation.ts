@@ -1,5 +1,5 @@
-import { Writable } from "node:stream";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Writable } from "node:stream";
 import { alreadySent } from "../../lib/already-sent.ts";
 import {
   BodyTimedOut,
@@ -469,8 +469,7 @@ function clientClosed(req: InvocationRequest, started: number): Response {
 
 function recordInvocation(req: InvocationRequest, started: number, outcome: InvocationOutcome) {
   const { metrics } = req.services;
-  metrics.invocations.inc({ outcome });
-  metrics.invocationDuration.observe({ outcome }, (performance.now() - started) / 1000);
+  metrics.invocations.record({ outcome }, (performance.now() - started) / 1000);
 }
 
 /** Client aborts are handled before (`clientClosed`), so only the failure itself decides. */

@@ -6,6 +6,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { EngineErrorKind } from "../engine/types.ts";
+import { BatchedTimedEvents, type TimedEvents } from "./timed-events.ts";
 
 export const engineErrorKinds = [
   "unavailable",
@@ -61,24 +62,19 @@ export interface LabelledCounter<Labels extends Record<string, string>> {
   inc(labels: Labels, value?: number): void;
 }
 
-/** The part of prom-client's Histogram callers use; values are seconds. */
-export interface LabelledHistogram<Labels extends Record<string, string>> {
-  observe(labels: Labels, seconds: number): void;
-  /** Starts a timer; calling the result observes the elapsed seconds with the labels given then. */
-  startTimer(): (labels: Labels) => number;
-}
-
 export type Metrics = {
   /** What GET /metrics serves; register collectors of your own here, never on the global registry. */
   registry: Registry;
-  /** picasso_http_requests_total; recorded by the metrics middleware for every request. */
-  httpRequests: LabelledCounter<HttpLabels>;
-  /** picasso_http_request_duration_seconds: until the response headers are ready. */
-  httpRequestDuration: LabelledHistogram<HttpLabels>;
-  /** picasso_invocations_total: one per function invocation, recorded by the invocation code. */
-  invocations: LabelledCounter<{ outcome: InvocationOutcome }>;
-  /** picasso_invocation_duration_seconds: until the function's response headers arrived. */
-  invocationDuration: LabelledHistogram<{ outcome: InvocationOutcome }>;
+  /**
+   * picasso_http_requests_total and picasso_http_request_duration_seconds (until the response
+   * headers are ready); recorded by the metrics middleware for every request.
+   */
+  httpRequests: TimedEvents<HttpLabels>;
+  /**
+   * picasso_invocations_total and picasso_invocation_duration_seconds (until the function's
+   * response headers arrived): one per function invocation, recorded by the invocation code.
+   */
+  invocations: TimedEvents<{ outcome: InvocationOutcome }>;
   /** picasso_engine_errors_total: every EngineError an engine driver raises, by kind. */
   engineErrors: LabelledCounter<{ kind: EngineErrorKind }>;
   /** picasso_keystone_requests_total: every HTTP request to Keystone, by outcome. */
@@ -106,33 +102,49 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   const registers = [registry];
 
+  // Recorded on every request: batched (timed-events.ts), handed over before each scrape.
+  const flushEvents = () => {
+    httpRequests.flush();
+    invocations.flush();
+  };
   const httpLabelNames = ["method", "route", "status_class"] as const;
-  const httpRequests = new Counter({
-    name: "picasso_http_requests_total",
-    help: "HTTP requests answered, by method, route template and status class.",
-    labelNames: httpLabelNames,
-    registers,
-  });
-  const httpRequestDuration = new Histogram({
-    name: "picasso_http_request_duration_seconds",
-    help: "Time from receiving an HTTP request to its response headers, by method, route template and status class.",
-    labelNames: httpLabelNames,
-    buckets: httpBuckets,
-    registers,
-  });
-  const invocations = new Counter({
+  const httpRequests = new BatchedTimedEvents<HttpLabels>(
+    new Counter({
+      name: "picasso_http_requests_total",
+      help: "HTTP requests answered, by method, route template and status class.",
+      labelNames: httpLabelNames,
+      registers,
+      collect: flushEvents,
+    }),
+    new Histogram({
+      name: "picasso_http_request_duration_seconds",
+      help: "Time from receiving an HTTP request to its response headers, by method, route template and status class.",
+      labelNames: httpLabelNames,
+      buckets: httpBuckets,
+      registers,
+      collect: flushEvents,
+    }),
+    httpLabelNames,
+  );
+  const invocationCounter = new Counter({
     name: "picasso_invocations_total",
     help: "Function invocations, by outcome.",
     labelNames: ["outcome"] as const,
     registers,
+    collect: flushEvents,
   });
-  const invocationDuration = new Histogram({
-    name: "picasso_invocation_duration_seconds",
-    help: "Time from an invocation request to the function's response headers, by outcome.",
-    labelNames: ["outcome"] as const,
-    buckets: invocationBuckets,
-    registers,
-  });
+  const invocations = new BatchedTimedEvents<{ outcome: InvocationOutcome }>(
+    invocationCounter,
+    new Histogram({
+      name: "picasso_invocation_duration_seconds",
+      help: "Time from an invocation request to the function's response headers, by outcome.",
+      labelNames: ["outcome"] as const,
+      buckets: invocationBuckets,
+      registers,
+      collect: flushEvents,
+    }),
+    ["outcome"],
+  );
   const engineErrors = new Counter({
     name: "picasso_engine_errors_total",
     help: "Errors from the function engine, by kind.",
@@ -166,7 +178,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   // Series of closed label sets exist from the start at 0, so rate() and alerts on them work
   // before the first event instead of seeing "no data".
-  for (const outcome of invocationOutcomes) invocations.inc({ outcome }, 0);
+  for (const outcome of invocationOutcomes) invocationCounter.inc({ outcome }, 0);
   for (const kind of engineErrorKinds) engineErrors.inc({ kind }, 0);
   for (const outcome of keystoneOutcomes) keystoneRequests.inc({ outcome }, 0);
   for (const result of tokenCacheResults) tokenCache.inc({ result }, 0);
@@ -187,9 +199,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   return {
     registry,
     httpRequests,
-    httpRequestDuration,
     invocations,
-    invocationDuration,
     engineErrors,
     keystoneRequests,
     tokenCache,

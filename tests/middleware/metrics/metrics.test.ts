@@ -114,10 +114,8 @@ describe("GET /metrics", () => {
     services.metrics.tokenCache.inc({ result: "hit" });
     services.metrics.keystoneRequests.inc({ outcome: "rejected" });
     services.metrics.engineErrors.inc({ kind: "timeout" });
-    services.metrics.invocations.inc({ outcome: "success" });
-    services.metrics.invocationDuration.observe({ outcome: "success" }, 0.2);
-    const stop = services.metrics.invocationDuration.startTimer();
-    stop({ outcome: "function_error" });
+    services.metrics.invocations.record({ outcome: "success" }, 0.2);
+    services.metrics.invocations.record({ outcome: "function_error" }, 0.01);
     text = await scrape(app);
     expect(sample(text, "picasso_token_cache_total", { result: "hit" })).toBe(2);
     expect(sample(text, "picasso_keystone_requests_total", { outcome: "rejected" })).toBe(1);
