@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { ApiError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logger.ts";
@@ -53,7 +53,7 @@ const unavailable = () =>
   });
 
 /** Cache keys: a leaked heap dump or debug log shows hashes, never a usable token. */
-const tokenKey = (token: string) => createHash("sha256").update(token).digest("base64url");
+const tokenKey = (token: string) => hash("sha256", token, "base64url");
 
 /**
  * Validates Keystone tokens the way keystonemiddleware does (`GET /v3/auth/tokens` with the token

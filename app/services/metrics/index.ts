@@ -6,7 +6,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { EngineErrorKind } from "../engine/types.ts";
-import { BatchedTimedEvents, type TimedEvents } from "./timed-events.ts";
+import { BatchedCounter, BatchedTimedEvents, type TimedEvents } from "./batched.ts";
 
 export const engineErrorKinds = [
   "unavailable",
@@ -102,10 +102,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   const registers = [registry];
 
-  // Recorded on every request: batched (timed-events.ts), handed over before each scrape.
+  // Recorded on every request: batched (batched.ts), handed over before each scrape.
   const flushEvents = () => {
     httpRequests.flush();
     invocations.flush();
+    tokenCache.flush();
   };
   const httpLabelNames = ["method", "route", "status_class"] as const;
   const httpRequests = new BatchedTimedEvents<HttpLabels>(
@@ -157,12 +158,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ["outcome"] as const,
     registers,
   });
-  const tokenCache = new Counter({
+  const tokenCacheCounter = new Counter({
     name: "picasso_token_cache_total",
     help: "Token validations answered from the token cache (hit) or sent to Keystone (miss).",
     labelNames: ["result"] as const,
     registers,
+    collect: flushEvents,
   });
+  const tokenCache = new BatchedCounter<{ result: TokenCacheResult }>(tokenCacheCounter, ["result"]);
   const rateLimited = new Counter({
     name: "picasso_rate_limited_total",
     help: "Invocations refused with 429 by the rate limit, by kind (public: per client address, private: per project).",
@@ -181,7 +184,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   for (const outcome of invocationOutcomes) invocationCounter.inc({ outcome }, 0);
   for (const kind of engineErrorKinds) engineErrors.inc({ kind }, 0);
   for (const outcome of keystoneOutcomes) keystoneRequests.inc({ outcome }, 0);
-  for (const result of tokenCacheResults) tokenCache.inc({ result }, 0);
+  for (const result of tokenCacheResults) tokenCacheCounter.inc({ result }, 0);
   for (const kind of rateLimitKinds) rateLimited.inc({ kind }, 0);
   for (const result of rateLimitFailureResults) rateLimitRedisFailures.inc({ result }, 0);
 

@@ -55,3 +55,32 @@ export class BatchedTimedEvents<Labels extends Record<string, string>> implement
     for (let index = 0; index < length; index++) this.histogram.observe(labels, seconds[index] as number);
   }
 }
+
+/**
+ * A counter for events on the request path (token cache hits): counted in a number per label set
+ * and added to prom-client's counter before every scrape, for the same reason as above.
+ */
+export class BatchedCounter<Labels extends Record<string, string>> {
+  private readonly pending = new Map<string, { labels: Labels; count: number }>();
+
+  constructor(
+    private readonly counter: Counter<Extract<keyof Labels, string>>,
+    private readonly labelNames: readonly (keyof Labels)[],
+  ) {}
+
+  inc(labels: Labels, value = 1): void {
+    let key = "";
+    for (const name of this.labelNames) key += `${labels[name]}\u0000`;
+    const entry = this.pending.get(key);
+    if (entry) entry.count += value;
+    else this.pending.set(key, { labels: { ...labels }, count: value });
+  }
+
+  flush(): void {
+    for (const entry of this.pending.values()) {
+      if (entry.count === 0) continue;
+      this.counter.inc(entry.labels, entry.count);
+      entry.count = 0;
+    }
+  }
+}

@@ -62,4 +62,17 @@ describe("batched request and invocation metrics", () => {
       ),
     ).toBe(1);
   });
+
+  it("count token cache results exactly at every scrape", async () => {
+    const metrics = createMetrics();
+    for (let index = 0; index < 5; index++) metrics.tokenCache.inc({ result: "hit" });
+    metrics.tokenCache.inc({ result: "miss" }, 2);
+    let text = await metrics.registry.metrics();
+    expect(sample(text, "picasso_token_cache_total", 'result="hit"')).toBe(5);
+    expect(sample(text, "picasso_token_cache_total", 'result="miss"')).toBe(2);
+    metrics.tokenCache.inc({ result: "hit" });
+    text = await metrics.registry.metrics();
+    expect(sample(text, "picasso_token_cache_total", 'result="hit"')).toBe(6);
+    expect(sample(text, "picasso_token_cache_total", 'result="miss"')).toBe(2);
+  });
 });
