@@ -11,9 +11,14 @@ export interface InFlightCounter {
   /**
    * Takes a slot when fewer than `limit` are in use (-1: no limit, but the slot is still counted)
    * and returns its release; null when the project is at its limit. `leaseMs` bounds how long a
-   * slot may stay taken if its holder dies without releasing it (shared counters only).
+   * slot may stay taken if its holder dies without releasing it (shared counters only). Counters
+   * in memory answer at once, without a promise (the invocation path takes one per call).
    */
-  acquire(projectId: string, limit: number, leaseMs: number): Promise<ReleaseSlot | null>;
+  acquire(
+    projectId: string,
+    limit: number,
+    leaseMs: number,
+  ): ReleaseSlot | null | Promise<ReleaseSlot | null>;
   /** Slots the project holds now. */
   inUse(projectId: string): Promise<number>;
 }
@@ -22,7 +27,7 @@ export interface InFlightCounter {
 export function createMemoryInFlightCounter(): InFlightCounter {
   const counts = new Map<string, number>();
   return {
-    async acquire(projectId, limit) {
+    acquire(projectId, limit) {
       const used = counts.get(projectId) ?? 0;
       if (limit !== unlimited && used >= limit) return null;
       counts.set(projectId, used + 1);

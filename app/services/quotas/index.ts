@@ -40,9 +40,10 @@ export interface QuotaService {
   checkRouteCreate(tx: Transaction, projectId: string, appId: string): Promise<void>;
   /**
    * A slot among the project's concurrent invocations, or 429 `concurrency_quota_exceeded`.
-   * Release it exactly once when the invocation ends.
+   * Release it exactly once when the invocation ends. Answered at once, without a promise, when
+   * the project's limit is cached and the counter is in memory (most invocations).
    */
-  acquireInvocation(projectId: string, routeTimeoutSeconds: number): Promise<ReleaseSlot>;
+  acquireInvocation(projectId: string, routeTimeoutSeconds: number): ReleaseSlot | Promise<ReleaseSlot>;
 }
 
 export type QuotaServiceOptions = {
@@ -96,6 +97,15 @@ export function createQuotaService(db: Database, options: QuotaServiceOptions): 
     if (!limitCache) return loadConcurrencyLimit(projectId);
     return (
       limitCache.get(projectId) ?? (await limitCache.fetch(projectId)) ?? defaults.concurrent_invocations
+    );
+  }
+
+  function grantedOrRefused(release: ReleaseSlot | null, limit: number): ReleaseSlot {
+    if (release) return release;
+    throw new ApiError(
+      "concurrency_quota_exceeded",
+      quotaExceededMessage("concurrent_invocations", limit, limit),
+      { headers: { "Retry-After": String(retryAfterSeconds) } },
     );
   }
 
@@ -182,19 +192,18 @@ export function createQuotaService(db: Database, options: QuotaServiceOptions): 
       if (!withinLimit(limit, used)) throw refuse("routes_per_app", limit, used);
     },
 
-    async acquireInvocation(projectId, routeTimeoutSeconds) {
-      const limit = await concurrencyLimit(projectId);
-      const release = await inFlight.acquire(
-        projectId,
-        limit,
-        routeTimeoutSeconds * 1000 + options.leaseMarginMs,
-      );
-      if (release) return release;
-      throw new ApiError(
-        "concurrency_quota_exceeded",
-        quotaExceededMessage("concurrent_invocations", limit, limit),
-        { headers: { "Retry-After": String(retryAfterSeconds) } },
-      );
+    acquireInvocation(projectId, routeTimeoutSeconds) {
+      const leaseMs = routeTimeoutSeconds * 1000 + options.leaseMarginMs;
+      const cached = limitCache?.get(projectId);
+      if (cached !== undefined) {
+        const slot = inFlight.acquire(projectId, cached, leaseMs);
+        if (!(slot instanceof Promise)) return grantedOrRefused(slot, cached);
+        return slot.then((release) => grantedOrRefused(release, cached));
+      }
+      return (async () => {
+        const limit = await concurrencyLimit(projectId);
+        return grantedOrRefused(await inFlight.acquire(projectId, limit, leaseMs), limit);
+      })();
     },
   };
 }

@@ -169,7 +169,9 @@ describe("Redis in-flight counter", () => {
         failOpen: false,
         commandTimeoutMs: 100,
       });
-      const refusal = await counter.acquire(project(), 1, lease).catch((error: unknown) => error);
+      const refusal = await (async () => counter.acquire(project(), 1, lease))().catch(
+        (error: unknown) => error,
+      );
       expect(refusal).toBeInstanceOf(ApiError);
       expect((refusal as ApiError).status).toBe(503);
       expect((refusal as ApiError).headers["Retry-After"]).toBe("1");

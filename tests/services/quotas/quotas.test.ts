@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { ApiError } from "../../../app/lib/errors.ts";
+import { createMemoryInFlightCounter, type InFlightCounter } from "../../../app/services/quotas/in-flight.ts";
 import { testQuotas } from "../../support/app.ts";
 import { openTestDatabase } from "../../support/db.ts";
 
@@ -67,12 +68,17 @@ describe("quota service", () => {
     await until(() => canInvoke(here, p), "the change to reach this instance");
   });
 
-  it("holds the slot until released, and names the quota when full", async () => {
-    const quotas = testQuotas(database);
+  // With the limit cached, slots are granted and refused at once, without a promise.
+  it.each([
+    ["read each time", 0],
+    ["cached", 60_000],
+  ])("holds the slot until released, and names the quota when full (limit %s)", async (_how, ttlMs) => {
+    const quotas = testQuotas(database, { limitCacheTtlMs: ttlMs });
     const p = project();
     await quotas.update(p, { concurrent_invocations: 1 });
     const release = await quotas.acquireInvocation(p, 30);
-    const refusal = await quotas.acquireInvocation(p, 30).catch((error: unknown) => error);
+    if (ttlMs > 0) expect(() => quotas.acquireInvocation(p, 30)).toThrow(/^Quota exceeded/);
+    const refusal = await (async () => quotas.acquireInvocation(p, 30))().catch((error: unknown) => error);
     expect(refusal).toBeInstanceOf(ApiError);
     expect((refusal as ApiError).status).toBe(429);
     expect((refusal as ApiError).headers).toEqual({ "Retry-After": "1" });
@@ -82,5 +88,26 @@ describe("quota service", () => {
     expect((await quotas.report(p)).concurrent_invocations).toEqual({ limit: 1, inUse: 1 });
     release();
     expect((await quotas.report(p)).concurrent_invocations).toEqual({ limit: 1, inUse: 0 });
+  });
+
+  it("takes one slot per invocation from a counter that answers asynchronously (Redis)", async () => {
+    const memory = createMemoryInFlightCounter();
+    let acquisitions = 0;
+    const asynchronous: InFlightCounter = {
+      async acquire(projectId, limit, leaseMs) {
+        acquisitions++;
+        return memory.acquire(projectId, limit, leaseMs);
+      },
+      inUse: (projectId) => memory.inUse(projectId),
+    };
+    const quotas = testQuotas(database, { inFlight: asynchronous, limitCacheTtlMs: 60_000 });
+    const p = project();
+    const first = await quotas.acquireInvocation(p, 30);
+    const second = await quotas.acquireInvocation(p, 30);
+    expect(acquisitions).toBe(2);
+    expect(await memory.inUse(p)).toBe(2);
+    first();
+    second();
+    expect(await memory.inUse(p)).toBe(0);
   });
 });
