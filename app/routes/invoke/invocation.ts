@@ -107,6 +107,9 @@ export function routePathFrom(rest: string): string | null {
   return `/${segments.join("/")}`;
 }
 
+// `return await` below is deliberate: an async function returning a promise unawaited settles
+// through extra microtask jobs, once per invocation for each level of this path.
+
 /**
  * Runs one invocation to its answer: resolves the route, checks who may call it, counts it against
  * its rate limit and the project's concurrency, and makes the ONE engine call. Refusals are thrown
@@ -133,7 +136,7 @@ export async function invoke(req: InvocationRequest, parsed: InvocationPath): Pr
       rate: target.rateLimit,
       burst: target.rateLimitBurst,
     });
-    return forward(req, target, limit);
+    return await forward(req, target, limit);
   }
   // Another project's app answers like a missing one: nothing leaks across projects.
   if (!target || target.projectId !== projectId) throw new ApiError("not_found", "Route not found");
@@ -144,7 +147,7 @@ export async function invoke(req: InvocationRequest, parsed: InvocationPath): Pr
     rate: target.rateLimit,
     burst: target.rateLimitBurst,
   });
-  return forward(req, target, limit);
+  return await forward(req, target, limit);
 }
 
 /**
@@ -175,9 +178,10 @@ async function forward(
     throw new Error("invocation without a Request needs an engine that streams to Node sockets");
   }
   // The last refusal before the engine: a 429 here has cost the engine nothing.
-  const release = await services.quotas.acquireInvocation(target.projectId, target.route.timeout);
+  const slot = services.quotas.acquireInvocation(target.projectId, target.route.timeout);
+  const release = typeof slot === "function" ? slot : await slot;
   if (streaming && req.node) {
-    return forwardStreaming(req, target, req.node, maxBodyBytes, release, limit);
+    return await forwardStreaming(req, target, req.node, maxBodyBytes, release, limit);
   }
   let response: Response;
   try {

@@ -66,7 +66,10 @@ export class IronFunctionsEngine implements FunctionEngine {
   constructor(options: IronFunctionsOptions) {
     this.http = new EngineHttp(options);
     this.invokeTimeoutMarginMs = options.invokeTimeoutMarginMs ?? 2000;
-    this.invokeOptions = { timeoutMarginMs: this.invokeTimeoutMarginMs };
+    this.invokeOptions = {
+      timeoutMarginMs: this.invokeTimeoutMarginMs,
+      onEngineError: (error) => this.http.failed(error),
+    };
     this.invocations = new Pool(this.http.origin, {
       connections: options.invokeConnections ?? 1024,
       connectTimeout: options.connectTimeoutMs ?? 3000,
@@ -146,13 +149,8 @@ export class IronFunctionsEngine implements FunctionEngine {
     );
   }
 
-  async invokeStreaming(call: StreamingEngineCall, start: ResponseStarter): Promise<void> {
-    try {
-      await invokeStreamingOverHttp(this.invocations, call, start, this.invokeOptions);
-    } catch (error) {
-      if (error instanceof EngineError) this.http.failed(error);
-      throw error;
-    }
+  invokeStreaming(call: StreamingEngineCall, start: ResponseStarter): Promise<void> {
+    return invokeStreamingOverHttp(this.invocations, call, start, this.invokeOptions);
   }
 
   async ping(signal?: AbortSignal): Promise<void> {

@@ -20,6 +20,8 @@ const nullBodyStatus = new Set([101, 103, 204, 205, 304]);
 export type InvokeOptions = {
   /** Added to the route's timeout: the engine enforces the timeout, we only stop waiting later. */
   timeoutMarginMs: number;
+  /** Told of every EngineError before it is thrown (metrics, logs). */
+  onEngineError?: (error: EngineError) => void;
 };
 
 /**
@@ -92,9 +94,14 @@ export async function invokeStreamingOverHttp(
     );
   } catch (error) {
     if (response.started) throw error;
-    throw toEngineError(error, call.signal);
+    throw reported(toEngineError(error, call.signal), options);
   }
-  if (response.lacksRoute) throw routeMissingOnEngine();
+  if (response.lacksRoute) throw reported(routeMissingOnEngine(), options);
+}
+
+function reported(error: Error, options: InvokeOptions): Error {
+  if (error instanceof EngineError) options.onEngineError?.(error);
+  return error;
 }
 
 /** Where the engine's answer goes: the caller's writable, or nowhere when it is the engine's own 404. */
