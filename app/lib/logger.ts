@@ -121,18 +121,27 @@ export function createLogger(options: LoggerOptions): Logger {
 const methodLevels = { trace: 5, debug: 4, info: 3, warn: 1, error: 0 } as const;
 
 /**
- * Every request makes a child (its request id), so a child is one small object: methods live on
- * the prototype and check the level when called, instead of closures built per child.
+ * Every request makes a child (its request id), and private invocations a grandchild (user and
+ * project), so a child is one small object that points at its parent: the fields are merged
+ * only when a line is written, which at the usual levels is rare for a request's own logger.
  */
 class BoundLogger implements Logger {
   constructor(
     private readonly consola: ConsolaInstance,
     private readonly bound: LogFields,
+    private readonly parent: BoundLogger | null = null,
   ) {}
 
   private emit(method: keyof typeof methodLevels, message: string, fields: LogFields | undefined): void {
     if (methodLevels[method] > this.consola.level) return;
-    this.consola[method](message, fields ? { ...this.bound, ...fields } : this.bound);
+    this.consola[method](message, this.fieldsWith(fields));
+  }
+
+  /** Ancestors' fields first, so a child's field of the same name wins, and the call's own last. */
+  private fieldsWith(fields: LogFields | undefined): LogFields {
+    const chain: LogFields[] = fields ? [fields] : [];
+    for (let logger: BoundLogger | null = this; logger; logger = logger.parent) chain.push(logger.bound);
+    return Object.assign({}, ...chain.reverse());
   }
 
   trace(message: string, fields?: LogFields): void {
@@ -151,7 +160,7 @@ class BoundLogger implements Logger {
     this.emit("error", message, fields);
   }
   child(fields: LogFields): Logger {
-    return new BoundLogger(this.consola, { ...this.bound, ...fields });
+    return new BoundLogger(this.consola, fields, this);
   }
 }
 

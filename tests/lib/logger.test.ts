@@ -49,3 +49,25 @@ describe("logger redaction", () => {
     expect(record.error.stack).toContain("TypeError: boom");
   });
 });
+
+describe("logger children", () => {
+  it("carry their ancestors' fields; nearer ones and the call's own win", () => {
+    const { logger, lines } = capture("json");
+    const request = logger.child({ request_id: "req-1", scope: "request" });
+    const user = request.child({ user_id: "u1", scope: "user" });
+    user.info("event", { scope: "call", extra: 1 });
+    request.info("plain");
+    logger.info("root");
+    const [first, second, third] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(first).toMatchObject({
+      message: "event",
+      request_id: "req-1",
+      user_id: "u1",
+      scope: "call",
+      extra: 1,
+    });
+    expect(second).toMatchObject({ message: "plain", request_id: "req-1", scope: "request" });
+    expect(second).not.toHaveProperty("user_id");
+    expect(third).not.toHaveProperty("request_id");
+  });
+});
