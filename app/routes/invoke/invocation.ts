@@ -61,6 +61,9 @@ export type InvocationPath = {
 };
 
 const publicPrefix = "/r/";
+// The same string objects every time: metrics find their series by these values.
+const publicTemplates = { app: "/r/:app", route: "/r/:app/*" } as const;
+const privateTemplates = { app: "/v1/r/:project_id/:app", route: "/v1/r/:project_id/:app/*" } as const;
 const privatePrefix = "/v1/r/";
 
 /** Parses an invocation path; null when it is none (no app, no project). */
@@ -80,12 +83,12 @@ export function parseInvocationPath(path: string): InvocationPath | null {
   const slash = rest.indexOf("/");
   const appName = slash === -1 ? rest : rest.slice(0, slash);
   if (appName === "") return null;
-  const prefix = projectId === null ? "/r/:app" : "/v1/r/:project_id/:app";
+  const templates = projectId === null ? publicTemplates : privateTemplates;
   return {
     projectId,
     appName,
     routePath: routePathFrom(slash === -1 ? "" : rest.slice(slash)),
-    template: slash === -1 ? prefix : `${prefix}/*`,
+    template: slash === -1 ? templates.app : templates.route,
   };
 }
 
