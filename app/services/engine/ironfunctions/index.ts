@@ -60,14 +60,13 @@ export class IronFunctionsEngine implements FunctionEngine {
   readonly http: EngineHttp;
 
   private readonly invocations: Pool;
-  private readonly invokeTimeoutMarginMs: number;
+  /** Both invocation paths: the timeout margin, and engine errors counted like management's. */
   private readonly invokeOptions: InvokeOptions;
 
   constructor(options: IronFunctionsOptions) {
     this.http = new EngineHttp(options);
-    this.invokeTimeoutMarginMs = options.invokeTimeoutMarginMs ?? 2000;
     this.invokeOptions = {
-      timeoutMarginMs: this.invokeTimeoutMarginMs,
+      timeoutMarginMs: options.invokeTimeoutMarginMs ?? 2000,
       onEngineError: (error) => this.http.failed(error),
     };
     this.invocations = new Pool(this.http.origin, {
@@ -141,12 +140,7 @@ export class IronFunctionsEngine implements FunctionEngine {
   }
 
   invoke(call: EngineCall): Promise<Response> {
-    return invokeOverHttp(this.invocations, call, { timeoutMarginMs: this.invokeTimeoutMarginMs }).catch(
-      (error: unknown) => {
-        if (error instanceof EngineError) this.http.failed(error);
-        throw error;
-      },
-    );
+    return invokeOverHttp(this.invocations, call, this.invokeOptions);
   }
 
   invokeStreaming(call: StreamingEngineCall, start: ResponseStarter): Promise<void> {

@@ -38,18 +38,16 @@ export async function invokeOverHttp(
   headers["x-openstack-request-id"] = call.requestId;
   let upstream: Dispatcher.ResponseData;
   try {
-    upstream = await dispatcher.request({
-      ...engineRequest(call, options),
-      headers,
-      // undici accepts any async iterable body; web streams are async iterables in Node 20.
-      body: (call.body ?? null) as unknown as Readable | null,
-    });
+    // undici accepts any async iterable body; web streams are async iterables in Node 20.
+    upstream = await dispatcher.request(
+      engineRequest(call, options, headers, (call.body ?? null) as unknown as Readable | null),
+    );
   } catch (error) {
-    throw toEngineError(error, call.signal);
+    throw reported(toEngineError(error, call.signal), options);
   }
   if (engineLacksRoute(upstream.statusCode, call)) {
     upstream.body.resume();
-    throw routeMissingOnEngine();
+    throw reported(routeMissingOnEngine(), options);
   }
   const responseHeaders = clientResponseHeaders(upstream.headers);
   if (nullBodyStatus.has(upstream.statusCode) || call.method === "HEAD") {
@@ -76,20 +74,10 @@ export async function invokeStreamingOverHttp(
 ): Promise<void> {
   const headers = engineRequestRawHeaders(call.rawHeaders, call.forwardAuthHeaders);
   headers.push("x-openstack-request-id", call.requestId);
-  const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
   const response = new EngineResponse(call, start);
   try {
-    // One literal of one shape: undici reads it on every invocation.
     await dispatcher.stream(
-      {
-        method: call.method as Dispatcher.HttpMethod,
-        path: enginePath(call),
-        headers,
-        body: call.body as Readable | null,
-        signal: call.signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      },
+      engineRequest(call, options, headers, call.body as Readable | null),
       response.start,
     );
   } catch (error) {
@@ -137,18 +125,22 @@ class EngineResponse {
   }
 }
 
-const enginePath = (call: Pick<EngineCall, "engineApp" | "path" | "query">) =>
-  call.query ? `/r/${call.engineApp}${call.path}?${call.query}` : `/r/${call.engineApp}${call.path}`;
-
-/** Where and how long: the engine's `/r/{app}{path}`, waited on for the route's timeout plus a margin. */
+/**
+ * The engine request: its `/r/{app}{path}`, waited on for the route's timeout plus a margin. One
+ * literal of one shape for both paths (undici reads it on every invocation; no spreads).
+ */
 function engineRequest(
   call: Omit<EngineCall, "headers" | "body" | "signal"> & { signal: CancelSignal },
   options: InvokeOptions,
+  headers: Record<string, string> | string[],
+  body: Readable | null,
 ) {
   const timeoutMs = call.route.timeout * 1000 + options.timeoutMarginMs;
   return {
     method: call.method as Dispatcher.HttpMethod,
-    path: enginePath(call),
+    path: call.query ? `/r/${call.engineApp}${call.path}?${call.query}` : `/r/${call.engineApp}${call.path}`,
+    headers,
+    body,
     signal: call.signal,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,

@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createIronFunctionsEngine } from "../../../../app/services/engine/ironfunctions/index.ts";
@@ -245,6 +248,44 @@ describe("IronFunctions driver: failures", () => {
       await client.deleteApp(name);
       await engineErrorOf(client.deleteApp(name));
       expect(seen).toEqual(["conflict", "not_found"]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("reports invocation failures to onError too, on both invocation paths", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const seen: string[] = [];
+    const client = createIronFunctionsEngine({
+      url: `http://127.0.0.1:${port}/v1`,
+      onError: (error) => seen.push(error.kind),
+    });
+    const call = {
+      engineApp: engineApp(),
+      appConfig: {},
+      requestUrl: "http://picasso/r/app/hello",
+      route: route({ path: "/hello" }),
+      method: "GET",
+      path: "/hello",
+      query: "",
+      forwardAuthHeaders: false,
+      requestId: "req-00000000-0000-0000-0000-000000000000",
+      body: null,
+    };
+    try {
+      await engineErrorOf(
+        client.invoke({ ...call, headers: new Headers(), signal: new AbortController().signal }),
+      );
+      await engineErrorOf(
+        client.invokeStreaming(
+          { ...call, rawHeaders: [], signal: new AbortController().signal },
+          () => new Writable({ write: (_chunk, _encoding, done) => done() }),
+        ),
+      );
+      expect(seen).toEqual(["unavailable", "unavailable"]);
     } finally {
       await client.close();
     }
