@@ -3,5 +3,10 @@ import type { AppEnv } from "../types.ts";
 
 /** Where clients reach this API: `--public-url` behind a proxy, else the request's own origin. */
 export function baseUrl(c: Context<AppEnv>): string {
-  return (c.get("services").publicUrl ?? new URL(c.req.url).origin).replace(/\/+$/, "");
+  return baseUrlFrom(c.get("services").publicUrl, () => new URL(c.req.url).origin);
+}
+
+/** The same outside Hono's context: `origin` is asked only when no public URL is configured. */
+export function baseUrlFrom(publicUrl: string | undefined, origin: () => string): string {
+  return (publicUrl ?? origin()).replace(/\/+$/, "");
 }

@@ -14,6 +14,7 @@ import {
   invoke,
   type NodeBindings,
   parseInvocationPath,
+  peerAddressOf,
 } from "../routes/invoke/invocation.ts";
 import type { AppServices } from "../types.ts";
 
@@ -72,10 +73,7 @@ async function answer(
       const refusal = checkAccess(identity, parsed.projectId, "write", services.roleNames);
       if (refusal) throw new ApiError("forbidden", refusal);
     }
-    const response = await invoke(
-      new NodeInvocation(services, incoming, outgoing, path, requestId, log),
-      parsed,
-    );
+    const response = await invoke(new NodeInvocation(services, incoming, outgoing, requestId, log), parsed);
     // With Node bindings and a streaming engine, `invoke` writes every answer to the socket itself.
     if (!isAlreadySent(response)) throw new Error("invocation answer was not written to the socket");
     status = response.status;
@@ -127,14 +125,14 @@ class NodeInvocation implements InvocationRequest {
     readonly services: AppServices,
     private readonly incoming: IncomingMessage,
     outgoing: ServerResponse,
-    readonly path: string,
     readonly requestId: string,
     readonly log: Logger,
   ) {
     this.method = incoming.method ?? "GET";
-    this.pathAndQuery = incoming.url ?? path;
+    // A server's request always has its URL (the pre-routing read it).
+    this.pathAndQuery = incoming.url as string;
     this.node = { incoming, outgoing };
-    this.peerAddress = incoming.socket?.remoteAddress ?? "unknown";
+    this.peerAddress = peerAddressOf(incoming);
   }
 
   header(name: string): string | undefined {

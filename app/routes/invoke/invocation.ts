@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Writable } from "node:stream";
 import { alreadySent } from "../../lib/already-sent.ts";
+import { baseUrlFrom } from "../../lib/base-url.ts";
 import {
   BodyTimedOut,
   bodyTimeoutError,
@@ -27,8 +28,6 @@ import type { AppServices } from "../../types.ts";
 export interface InvocationRequest {
   readonly services: AppServices;
   readonly method: string;
-  /** The path as routed (`/r/app/hello`), without the query. */
-  readonly path: string;
   /** Path and query as the client sent them (`/r/app/hello?x=1`). */
   readonly pathAndQuery: string;
   readonly requestId: string;
@@ -36,10 +35,7 @@ export interface InvocationRequest {
   header(name: string): string | undefined;
   /** `http://host:port` as the client called it; asked only when no public URL is configured. */
   origin(): string;
-  /**
-   * The socket's peer on Node; undefined in runtimes that give none. A socket already closed has
-   * no address left: such a caller is nobody in particular, not a sign of another runtime.
-   */
+  /** The socket's peer on Node (`peerAddressOf`); undefined in runtimes that give none. */
   readonly peerAddress: string | undefined;
   /** Node's request and response, when the runtime is Node: bodies then go socket to socket. */
   readonly node: NodeBindings | null;
@@ -48,6 +44,14 @@ export interface InvocationRequest {
 }
 
 export type NodeBindings = { incoming: IncomingMessage; outgoing: ServerResponse };
+
+/**
+ * The client's address on Node. A socket already closed has no address left: such a caller is
+ * nobody in particular, not a sign of another runtime.
+ */
+export function peerAddressOf(incoming: IncomingMessage): string {
+  return incoming.socket?.remoteAddress ?? "unknown";
+}
 
 /** What an invocation URL names: `/r/{app}{route}` or `/v1/r/{project_id}/{app}{route}`. */
 export type InvocationPath = {
@@ -174,18 +178,17 @@ async function forward(
   if (declaredLength !== undefined && Number(declaredLength) > maxBodyBytes) {
     throw tooLarge(maxBodyBytes);
   }
-  const streaming = req.node && services.engine.invokeStreaming;
+  // Socket to socket when both Node and the engine driver can; else through the Fetch Request.
+  const node = services.engine.invokeStreaming ? req.node : null;
   const web = req.web;
-  if (!streaming && !web) {
+  if (!node && !web) {
     // Only the Node server's pre-routed path comes without a Request, and it serves streaming engines only.
     throw new Error("invocation without a Request needs an engine that streams to Node sockets");
   }
   // The last refusal before the engine: a 429 here has cost the engine nothing.
   const slot = services.quotas.acquireInvocation(target.projectId, target.route.timeout);
   const release = typeof slot === "function" ? slot : await slot;
-  if (streaming && req.node) {
-    return await forwardStreaming(req, target, req.node, maxBodyBytes, release, limit);
-  }
+  if (node) return await forwardStreaming(req, target, node, maxBodyBytes, release, limit);
   let response: Response;
   try {
     response = await invokePortable(req, web as Request, target, maxBodyBytes);
@@ -443,8 +446,7 @@ function callIdIn(text: string): string | undefined {
 
 /** The URL as the client called it; behind a proxy, on the configured public base URL. */
 function requestUrlOf(req: InvocationRequest): string {
-  const { publicUrl } = req.services;
-  return `${publicUrl ? publicUrl.replace(/\/+$/, "") : req.origin()}${req.pathAndQuery}`;
+  return `${baseUrlFrom(req.services.publicUrl, () => req.origin())}${req.pathAndQuery}`;
 }
 
 /**

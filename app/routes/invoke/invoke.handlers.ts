@@ -3,7 +3,13 @@ import type { Context } from "hono";
 import { ApiError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import type { AppEnv, AppServices } from "../../types.ts";
-import { type InvocationRequest, invoke, type NodeBindings, parseInvocationPath } from "./invocation.ts";
+import {
+  type InvocationRequest,
+  invoke,
+  type NodeBindings,
+  parseInvocationPath,
+  peerAddressOf,
+} from "./invocation.ts";
 
 /** `ANY /r/{app}/{path}` and `ANY /v1/r/{project_id}/{app}/{path}` (after `authorize`). */
 export async function invokeRoute(c: Context<AppEnv>) {
@@ -16,7 +22,6 @@ export async function invokeRoute(c: Context<AppEnv>) {
 class HonoInvocation implements InvocationRequest {
   readonly services: AppServices;
   readonly method: string;
-  readonly path: string;
   readonly pathAndQuery: string;
   readonly requestId: string;
   readonly log: Logger;
@@ -27,14 +32,13 @@ class HonoInvocation implements InvocationRequest {
   constructor(private readonly c: Context<AppEnv>) {
     this.services = c.get("services");
     this.method = c.req.method;
-    this.path = c.req.path;
     const url = c.req.url;
     this.pathAndQuery = url.slice(url.indexOf("/", url.indexOf("//") + 2));
     this.requestId = c.get("requestId");
     this.log = c.get("log");
     this.node = nodeBindings(c);
     this.web = c.req.raw;
-    this.peerAddress = this.node ? (this.node.incoming.socket?.remoteAddress ?? "unknown") : undefined;
+    this.peerAddress = this.node ? peerAddressOf(this.node.incoming) : undefined;
   }
 
   header(name: string): string | undefined {
