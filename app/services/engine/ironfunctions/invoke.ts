@@ -1,4 +1,4 @@
-import { type Readable, Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { type Dispatcher, errors } from "undici";
 import {
@@ -62,11 +62,11 @@ export async function invokeOverHttp(
 }
 
 /**
- * The Node fast path: undici's `stream` API writes the engine's body straight into the client's
- * socket (backpressure included, and a client that goes away aborts the engine request), with no
- * web stream on either side.
+ * The Node fast path: the engine's body goes straight into the writable the caller opens for it
+ * (the client's socket), with backpressure, and no web stream on either side. A cancelled `signal`
+ * (the client went away) aborts the engine request.
  */
-export async function invokeStreamingOverHttp(
+export function invokeStreamingOverHttp(
   dispatcher: Dispatcher,
   call: StreamingEngineCall,
   start: ResponseStarter,
@@ -74,17 +74,12 @@ export async function invokeStreamingOverHttp(
 ): Promise<void> {
   const headers = engineRequestRawHeaders(call.rawHeaders, call.forwardAuthHeaders);
   headers.push("x-openstack-request-id", call.requestId);
-  const response = new EngineResponse(call, start);
-  try {
-    await dispatcher.stream(
+  return new Promise((resolve, reject) => {
+    dispatcher.dispatch(
       engineRequest(call, options, headers, call.body as Readable | null),
-      response.start,
+      new StreamedAnswer(call, start, options, resolve, reject),
     );
-  } catch (error) {
-    if (response.started) throw error;
-    throw reported(toEngineError(error, call.signal), options);
-  }
-  if (response.lacksRoute) throw reported(routeMissingOnEngine(), options);
+  });
 }
 
 function reported(error: Error, options: InvokeOptions): Error {
@@ -92,37 +87,108 @@ function reported(error: Error, options: InvokeOptions): Error {
   return error;
 }
 
-/** Where the engine's answer goes: the caller's writable, or nowhere when it is the engine's own 404. */
-class EngineResponse {
-  started = false;
-  lacksRoute = false;
-  /** Bound once: undici calls it with the engine's status and headers. */
-  readonly start: (data: {
-    statusCode: number;
-    headers: Record<string, string | string[] | undefined>;
-  }) => Writable;
+/**
+ * undici's handler for one streamed invocation: it writes the engine's answer into the caller's
+ * writable and pauses the engine connection while that is full. undici's `stream` API does the
+ * same, plus an AsyncResource, `finished()` and a drain listener on every call, which together
+ * showed up in profiles of small invocations. Settles once the engine's answer has been handed
+ * to the writable in full, or has failed.
+ */
+class StreamedAnswer implements Dispatcher.DispatchHandler {
+  private started = false;
+  private lacksRoute = false;
+  private sink: Writable | null = null;
+  private controller: Dispatcher.DispatchController | null = null;
+  // Bound once per call, not arrows: tsx names per-request closures at run time.
+  private readonly cancel: () => void;
+  private readonly resumeEngine: () => void;
+  private readonly sinkFailed: (error: Error) => void;
 
   constructor(
-    private readonly call: Pick<EngineCall, "route">,
+    private readonly call: StreamingEngineCall,
     private readonly starter: ResponseStarter,
+    private readonly options: InvokeOptions,
+    private readonly resolve: () => void,
+    private readonly reject: (error: unknown) => void,
   ) {
-    this.start = this.open.bind(this);
+    this.cancel = this.abortForSignal.bind(this);
+    this.resumeEngine = this.resume.bind(this);
+    this.sinkFailed = this.abortWith.bind(this);
+    onCancel(call.signal, this.cancel);
   }
 
-  private open({
-    statusCode,
-    headers,
-  }: {
-    statusCode: number;
-    headers: Record<string, string | string[] | undefined>;
-  }) {
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.call.signal.aborted) this.abortForSignal();
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: ParsedHeaders,
+  ): void {
+    if (statusCode < 200) return;
     if (engineLacksRoute(statusCode, this.call)) {
       this.lacksRoute = true;
-      return new Writable({ write: (_chunk, _encoding, done) => done() });
+      return;
     }
     this.started = true;
-    return this.starter(statusCode, headers);
+    const sink = this.starter(statusCode, headers);
+    // A sink that fails (an async answer too large to hold) stops the engine call.
+    sink.on("error", this.sinkFailed);
+    this.sink = sink;
   }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const sink = this.sink;
+    if (sink && !sink.write(chunk)) {
+      controller.pause();
+      sink.once("drain", this.resumeEngine);
+    }
+  }
+
+  onResponseEnd(): void {
+    offCancel(this.call.signal, this.cancel);
+    if (this.lacksRoute) {
+      this.reject(reported(routeMissingOnEngine(), this.options));
+      return;
+    }
+    this.sink?.end();
+    this.resolve();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    offCancel(this.call.signal, this.cancel);
+    if (this.sink && !this.sink.destroyed) this.sink.destroy(error);
+    // Once the answer has started, the caller can only cut it short: no error answer to map.
+    this.reject(this.started ? error : reported(toEngineError(error, this.call.signal), this.options));
+  }
+
+  private abortForSignal(): void {
+    const { signal } = this.call;
+    this.abortWith(signal.reason instanceof Error ? signal.reason : new Error("invocation cancelled"));
+  }
+
+  private abortWith(reason: Error): void {
+    // Before the request has a connection, `onRequestStart` sees the cancelled signal instead.
+    this.controller?.abort(reason);
+  }
+
+  private resume(): void {
+    this.controller?.resume();
+  }
+}
+
+type ParsedHeaders = Record<string, string | string[] | undefined>;
+
+function onCancel(signal: CancelSignal, listener: () => void): void {
+  if ("addEventListener" in signal) signal.addEventListener("abort", listener, { once: true });
+  else signal.on("abort", listener);
+}
+
+function offCancel(signal: CancelSignal, listener: () => void): void {
+  if ("removeEventListener" in signal) signal.removeEventListener("abort", listener);
+  else signal.removeListener("abort", listener);
 }
 
 /**

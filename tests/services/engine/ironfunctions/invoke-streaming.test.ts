@@ -1,0 +1,237 @@
+// The Node path's engine call (`invokeStreaming`): the engine's answer goes into the writable the
+// caller opens, paced by it, and a cancelled call stops the engine request. The upstream here is
+// a plain HTTP server so the test controls exactly what it sends and sees what it is sent.
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { createIronFunctionsEngine } from "../../../../app/services/engine/ironfunctions/index.ts";
+import {
+  type CancelEmitter,
+  EngineError,
+  type EngineRoute,
+  type StreamingEngineCall,
+} from "../../../../app/services/engine/types.ts";
+
+const MiB = 1024 * 1024;
+
+const route: EngineRoute = {
+  path: "/stream",
+  image: "stream",
+  type: "sync",
+  format: "default",
+  memory: 128,
+  timeout: 30,
+  idleTimeout: 30,
+  maxConcurrency: 1,
+  headers: {},
+  config: {},
+};
+
+/** A cancellation the test fires by hand, shaped like the one the invocation core passes. */
+class Cancel implements CancelEmitter {
+  aborted = false;
+  reason: unknown;
+  private listener: (() => void) | null = null;
+  on(_event: "abort", listener: () => void) {
+    this.listener = listener;
+    return this;
+  }
+  once(event: "abort", listener: () => void) {
+    return this.on(event, listener);
+  }
+  removeListener() {
+    this.listener = null;
+    return this;
+  }
+  fire(reason: Error) {
+    this.aborted = true;
+    this.reason = reason;
+    this.listener?.();
+  }
+}
+
+const callWith = (signal: CancelEmitter): StreamingEngineCall => ({
+  engineApp: "app",
+  appConfig: {},
+  route,
+  method: "GET",
+  path: route.path,
+  query: "",
+  forwardAuthHeaders: false,
+  requestId: "req-00000000-0000-0000-0000-000000000000",
+  rawHeaders: [],
+  body: null,
+  signal,
+});
+
+let cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  cleanups = [];
+});
+
+async function upstream(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const requests: string[] = [];
+  const server: Server = createServer((req, res) => {
+    requests.push(req.url ?? "");
+    handler(req, res);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  const engine = createIronFunctionsEngine({ url: `http://127.0.0.1:${port}/v1` });
+  cleanups.push(async () => {
+    await engine.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { engine, requests };
+}
+
+/** Writes `total` bytes in 1 MiB chunks as fast as the connection takes them; counts what it wrote. */
+function streamBytes(total: number) {
+  const progress = { written: 0, finished: false, closedEarly: false };
+  const chunk = Buffer.alloc(MiB, 7);
+  const handler = (_req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(total) });
+    res.on("close", () => {
+      if (!res.writableFinished) progress.closedEarly = true;
+    });
+    const pump = () => {
+      while (progress.written < total && !res.destroyed) {
+        progress.written += chunk.length;
+        if (!res.write(chunk)) {
+          res.once("drain", pump);
+          return;
+        }
+      }
+      if (!res.destroyed) res.end(() => (progress.finished = true));
+    };
+    pump();
+  };
+  return { progress, handler };
+}
+
+/** A sink whose writes complete only while `flowing`; counts what it took. */
+function gatedSink() {
+  const state = { received: 0, flowing: false, opened: 0 };
+  let held: (() => void) | null = null;
+  const sink = new Writable({
+    highWaterMark: 64 * 1024,
+    write(chunk: Buffer, _encoding, done) {
+      state.received += chunk.length;
+      if (state.flowing) done();
+      else held = done;
+    },
+  });
+  return {
+    state,
+    sink,
+    open: () => {
+      state.opened++;
+      return sink;
+    },
+    release() {
+      state.flowing = true;
+      const done = held;
+      held = null;
+      done?.();
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("IronFunctions driver: streamed invocations", () => {
+  it("paces the engine by the caller's writable, then delivers every byte", async () => {
+    const total = 128 * MiB;
+    const { progress, handler } = streamBytes(total);
+    const { engine } = await upstream(handler);
+    const gate = gatedSink();
+    const invocation = (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+      callWith(new Cancel()),
+      gate.open,
+    );
+    await sleep(500);
+    // Held back by a writable that takes nothing: only socket buffers' worth has left the engine.
+    expect(progress.written).toBeLessThan(32 * MiB);
+    expect(gate.state.received).toBeLessThan(2 * MiB);
+    gate.release();
+    await invocation;
+    expect(gate.state.received).toBe(total);
+    expect(gate.state.opened).toBe(1);
+  });
+
+  it("stops the engine request when the call is cancelled mid-answer", async () => {
+    const { progress, handler } = streamBytes(128 * MiB);
+    const { engine } = await upstream(handler);
+    const gate = gatedSink();
+    const cancel = new Cancel();
+    const invocation = (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+      callWith(cancel),
+      gate.open,
+    );
+    await sleep(200);
+    const reason = new Error("the client went away");
+    cancel.fire(reason);
+    // Started answers fail with the raw reason: the caller can only cut the response short.
+    await expect(invocation).rejects.toBe(reason);
+    expect(gate.sink.destroyed).toBe(true);
+    await sleep(100);
+    expect(progress.closedEarly).toBe(true);
+    expect(progress.finished).toBe(false);
+  });
+
+  it("never sends a call cancelled before it had a connection", async () => {
+    const { engine, requests } = await upstream((_req, res) => res.end("ok"));
+    const cancel = new Cancel();
+    const reason = new Error("cancelled early");
+    cancel.fire(reason);
+    const gate = gatedSink();
+    await expect(
+      (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(callWith(cancel), gate.open),
+    ).rejects.toBe(reason);
+    await sleep(100);
+    expect(requests).toEqual([]);
+    expect(gate.state.opened).toBe(0);
+  });
+
+  it("takes the engine's own 404 as a missing route and opens no writable", async () => {
+    const { engine } = await upstream((_req, res) => {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end('{"error":{"message":"Route not found"}}');
+    });
+    const gate = gatedSink();
+    const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+      callWith(new Cancel()),
+      gate.open,
+    ).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(EngineError);
+    expect((error as EngineError).kind).toBe("not_found");
+    expect(gate.state.opened).toBe(0);
+  });
+
+  it("stops the engine request when the caller's writable fails", async () => {
+    const { progress, handler } = streamBytes(128 * MiB);
+    const { engine } = await upstream(handler);
+    const failure = new Error("answer too large to hold");
+    let taken = 0;
+    const failing = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        taken += chunk.length;
+        done(taken > 4 * MiB ? failure : undefined);
+      },
+    });
+    await expect(
+      (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+        callWith(new Cancel()),
+        () => failing,
+      ),
+    ).rejects.toBe(failure);
+    await sleep(100);
+    expect(progress.closedEarly).toBe(true);
+    expect(progress.finished).toBe(false);
+  });
+});
