@@ -8,5 +8,7 @@ export function baseUrl(c: Context<AppEnv>): string {
 
 /** The same outside Hono's context: `origin` is asked only when no public URL is configured. */
 export function baseUrlFrom(publicUrl: string | undefined, origin: () => string): string {
-  return (publicUrl ?? origin()).replace(/\/+$/, "");
+  const base = publicUrl ?? origin();
+  // Every invocation asks (its request URL): skip the regex when there is nothing to strip.
+  return base.endsWith("/") ? base.replace(/\/+$/, "") : base;
 }
