@@ -162,6 +162,7 @@ describe("Keystone outage under load", () => {
       );
     }
 
+    const usesNewToken = (a: Answer<Op, Phase>) => a.op === "listNew" || a.op === "invokeNew";
     const load = runClients(CLIENTS, async (client, iteration) => [await step(client, iteration)]);
     let faults = 0;
     try {
@@ -183,6 +184,12 @@ describe("Keystone outage under load", () => {
       }
       phases.set("recovered");
       await sleep(1500);
+      // A loaded machine can finish few requests in that time: wait for the ones asserted below.
+      await until(
+        "a new token's answer after the outage",
+        async () => load.results.some((a) => a.started === "recovered" && usesNewToken(a)),
+        30_000,
+      );
     } finally {
       await load.stop();
       if (phases.current === "down") await reopen();
@@ -193,7 +200,6 @@ describe("Keystone outage under load", () => {
     const up = inPhase("up");
     const outage = answers.filter((a) => a.started === "down" && a.ended === "down");
     const recovered = inPhase("recovered");
-    const usesNewToken = (a: Answer<Op, Phase>) => a.op === "listNew" || a.op === "invokeNew";
     const unexpected = answers.filter((answer) => {
       if (answer.status === 200) return false;
       // Only a token Picasso has not validated yet may meet Keystone's absence.
