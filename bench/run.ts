@@ -85,6 +85,15 @@ async function check(url: string, headers: Record<string, string> = {}): Promise
   }
 }
 
+/**
+ * Round `round`'s order: each round starts one target later, so no target always runs right
+ * after the same neighbour (a burst of small requests, say, leaves the machine slower for a while).
+ */
+function rotated<T>(items: T[], round: number): T[] {
+  const start = round % Math.max(items.length, 1);
+  return [...items.slice(start), ...items.slice(0, start)];
+}
+
 const isLoad = (figure: SmallFigure | undefined): figure is LoadResult =>
   figure !== null && figure !== undefined && "rps" in figure;
 
@@ -114,6 +123,7 @@ async function main(): Promise<Record<string, unknown>> {
     connections: options.connections,
     threads: options.threads,
     stream_mib: round(options.streamBytes / 1024 ** 2, 1),
+    stream_rounds: options.streamRounds,
   };
   log(`settings ${JSON.stringify(settings)}`);
 
@@ -176,7 +186,7 @@ async function main(): Promise<Record<string, unknown>> {
     else measured.set(name, { target, rounds: [] });
   }
   for (let round = 0; round < options.rounds; round++) {
-    for (const [name, { target, rounds }] of measured) {
+    for (const [name, { target, rounds }] of rotated([...measured], round)) {
       if (small[name]) continue; // failed in an earlier round
       checkInterrupted();
       try {
@@ -223,12 +233,12 @@ async function main(): Promise<Record<string, unknown>> {
   } catch (error) {
     streamErrors.picasso = `cannot read Picasso's memory: ${message(error)}`;
   }
-  for (let round = 0; round < options.rounds; round++) {
-    for (const [name, base] of Object.entries(streamTargets)) {
+  for (let round = 0; round < options.streamRounds; round++) {
+    for (const [name, base] of rotated(Object.entries(streamTargets), round)) {
       if (base === null || streamErrors[name]) continue;
       checkInterrupted();
       const appBase = name === "picasso" ? base : `${base}/r/bench`;
-      const label = options.rounds > 1 ? `${name} (round ${round + 1}/${options.rounds})` : name;
+      const label = options.streamRounds > 1 ? `${name} (round ${round + 1}/${options.streamRounds})` : name;
       try {
         const up = await transfer(label, "upload", `${appBase}/upload`, options.streamBytes);
         const down = await transfer(
@@ -260,7 +270,7 @@ async function main(): Promise<Record<string, unknown>> {
   const upload = streamFigures(uploads);
   const download = streamFigures(downloads);
   const streamRounds =
-    options.rounds > 1
+    options.streamRounds > 1
       ? {
           upload_mb_s_rounds: Object.fromEntries(uploads),
           download_mb_s_rounds: Object.fromEntries(downloads),
