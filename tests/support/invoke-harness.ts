@@ -12,20 +12,10 @@ import type { AppServices } from "../../app/types.ts";
 import type { DatabaseHandle } from "../../db/client.ts";
 import { apps, routes } from "../../db/schema.ts";
 import { testApp } from "./app.ts";
+import { engineRoute } from "./engine-route.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "./ironfunctions/server.ts";
 
-export const defaultRoute: EngineRoute = {
-  path: "/hello",
-  image: "hello",
-  type: "sync",
-  format: "default",
-  memory: 128,
-  timeout: 30,
-  idleTimeout: 30,
-  maxConcurrency: 1,
-  headers: {},
-  config: {},
-};
+export const defaultRoute: EngineRoute = engineRoute();
 
 /** The production IronFunctions driver, with a short gateway margin to keep timeout tests quick. */
 export function invocationEngine(engineUrl: string): IronFunctionsEngine {

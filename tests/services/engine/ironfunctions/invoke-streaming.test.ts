@@ -10,24 +10,13 @@ import { createIronFunctionsEngine } from "../../../../app/services/engine/ironf
 import {
   type CancelEmitter,
   EngineError,
-  type EngineRoute,
   type StreamingEngineCall,
 } from "../../../../app/services/engine/types.ts";
+import { engineRoute } from "../../../support/engine-route.ts";
 
 const MiB = 1024 * 1024;
 
-const route: EngineRoute = {
-  path: "/stream",
-  image: "stream",
-  type: "sync",
-  format: "default",
-  memory: 128,
-  timeout: 30,
-  idleTimeout: 30,
-  maxConcurrency: 1,
-  headers: {},
-  config: {},
-};
+const route = engineRoute({ path: "/stream", image: "stream" });
 
 /** A cancellation the test fires by hand, shaped like the one the invocation core passes. */
 class Cancel implements CancelEmitter {

@@ -6,24 +6,13 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createIronFunctionsEngine } from "../../../../app/services/engine/ironfunctions/index.ts";
 import { createBearerSigner } from "../../../../app/services/engine/ironfunctions/jwt.ts";
-import { EngineError, type EngineRoute } from "../../../../app/services/engine/types.ts";
+import { EngineError } from "../../../../app/services/engine/types.ts";
+import { engineRoute } from "../../../support/engine-route.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../../../support/ironfunctions/server.ts";
 
 const engineApp = () => `pc-${randomBytes(14).toString("hex").slice(0, 27)}`;
 
-const route = (overrides: Partial<EngineRoute> = {}): EngineRoute => ({
-  path: "/hello",
-  image: "hello",
-  type: "sync",
-  format: "default",
-  memory: 128,
-  timeout: 30,
-  idleTimeout: 30,
-  maxConcurrency: 1,
-  headers: {},
-  config: {},
-  ...overrides,
-});
+const route = engineRoute;
 
 async function engineErrorOf(promise: Promise<unknown>): Promise<EngineError> {
   const error = await promise.then(

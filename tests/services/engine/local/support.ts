@@ -8,24 +8,13 @@ import {
   type LocalEngineOptions,
 } from "../../../../app/services/engine/local/index.ts";
 import type { EngineCall, EngineRoute } from "../../../../app/services/engine/types.ts";
+import { engineRoute } from "../../../support/engine-route.ts";
 import { recordingLogger } from "../../../support/logger.ts";
 
 export const fixtures = fileURLToPath(new URL("../../../fixtures/local-functions", import.meta.url));
 
 export function testRoute(image: string, overrides: Partial<EngineRoute> = {}): EngineRoute {
-  return {
-    path: "/fn",
-    image,
-    type: "sync",
-    format: "default",
-    memory: 128,
-    timeout: 30,
-    idleTimeout: 30,
-    maxConcurrency: 1,
-    headers: {},
-    config: {},
-    ...overrides,
-  };
+  return engineRoute({ path: "/fn", image, ...overrides });
 }
 
 export function testCall(route: EngineRoute, overrides: Partial<EngineCall> = {}): EngineCall {
