@@ -286,8 +286,8 @@ function releasedWhenDone(response: Response, release: ReleaseSlot): Response {
 class ClientWentAway extends Error {}
 
 /**
- * The client's cancellation for the engine call. undici adds one `abort` listener and removes it
- * when the call settles; a full EventEmitter per invocation would only add bookkeeping to that.
+ * The client's cancellation for the engine call. The driver adds one `abort` listener and removes
+ * it when the call settles; a full EventEmitter per invocation would only add bookkeeping to that.
  */
 class ClientGone implements CancelEmitter {
   aborted = false;
@@ -304,10 +304,6 @@ class ClientGone implements CancelEmitter {
   on(_event: "abort", listener: () => void): this {
     this.listener = listener;
     return this;
-  }
-
-  once(event: "abort", listener: () => void): this {
-    return this.on(event, listener);
   }
 
   removeListener(_event: "abort", listener: () => void): this {

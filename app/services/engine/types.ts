@@ -71,19 +71,17 @@ export type StreamingEngineCall = Omit<EngineCall, "headers" | "body" | "signal"
 };
 
 /**
- * Cancels a call: an AbortSignal, or an emitter-like object that fires `abort` once (undici takes
- * both). The hot path uses the latter: an AbortController per request costs more than the whole
- * route lookup, most of it in EventTarget listener bookkeeping.
+ * Cancels a call: an AbortSignal, or an emitter-like object that fires `abort` once. The hot path
+ * uses the latter: an AbortController per request costs more than the whole route lookup, most of
+ * it in EventTarget listener bookkeeping.
  */
 export type CancelSignal = AbortSignal | CancelEmitter;
 
-/** What undici uses of an EventEmitter signal: one `abort` listener, added and removed. */
+/** What the streaming engine call uses of its signal: one `abort` listener, added and removed. */
 export interface CancelEmitter {
   readonly aborted: boolean;
   readonly reason?: unknown;
-  /** undici checks it is there (the mark of an EventEmitter), then listens with `once`. */
   on(event: "abort", listener: () => void): unknown;
-  once(event: "abort", listener: () => void): unknown;
   removeListener(event: "abort", listener: () => void): unknown;
 }
 

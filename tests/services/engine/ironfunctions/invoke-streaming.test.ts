@@ -27,9 +27,6 @@ class Cancel implements CancelEmitter {
     this.listener = listener;
     return this;
   }
-  once(event: "abort", listener: () => void) {
-    return this.on(event, listener);
-  }
   removeListener() {
     this.listener = null;
     return this;
