@@ -12,6 +12,7 @@ import { createLogger, createLogSink, type Logger } from "../../app/lib/logger.t
 import { throttledWarning } from "../../app/lib/throttled-log.ts";
 import { swaggerUiAssets } from "../../app/node/assets.ts";
 import { preRoutedInvocations } from "../../app/node/invocation-listener.ts";
+import { keepFreedMemoryForReuse } from "../../app/node/malloc.ts";
 import { listen } from "../../app/node/server.ts";
 import { authenticatorFromConfig, roleNamesFromConfig } from "../../app/services/auth/from-config.ts";
 import { createEngine } from "../../app/services/engine/index.ts";
@@ -45,6 +46,7 @@ const leaseExtraSeconds = 5;
 
 /** Builds the services from `config`, listens, and stops cleanly on SIGTERM/SIGINT. */
 export async function serveWith(config: ServeConfig, hooks: ServeHooks = {}): Promise<void> {
+  keepFreedMemoryForReuse();
   const sink = createLogSink(config["log-file"]);
   const logger = createLogger({ level: config["log-level"], format: config["log-format"], sink });
   // A write waits for another write's row locks no longer than that one may wait for the engine.
