@@ -16,7 +16,7 @@ export type BenchOptions = {
   threads: number;
   /** Bytes per streaming upload and download. */
   streamBytes: number;
-  /** Uploads and downloads per target, interleaved and rotated like the rounds: one 1 GiB transfer swings by a quarter. */
+  /** Uploads and downloads per target, in the rounds' alternating order: one 1 GiB transfer swings by a quarter. */
   streamRounds: number;
   /** nginx is a reference only: a machine without it (or without apt) still gets the rest. */
   nginx: boolean;

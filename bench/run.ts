@@ -86,12 +86,12 @@ async function check(url: string, headers: Record<string, string> = {}): Promise
 }
 
 /**
- * Round `round`'s order: each round starts one target later, so no target always runs right
- * after the same neighbour (a burst of small requests, say, leaves the machine slower for a while).
+ * Round `round`'s order: the list forward, then backward, and so on, so no target always runs
+ * right after the same neighbour (nginx's burst of small requests, say, leaves the engine and the
+ * machine slower for a moment). Rotating instead would keep every target's predecessor.
  */
-function rotated<T>(items: T[], round: number): T[] {
-  const start = round % Math.max(items.length, 1);
-  return [...items.slice(start), ...items.slice(0, start)];
+function orderOfRound<T>(items: T[], round: number): T[] {
+  return round % 2 === 0 ? items : [...items].reverse();
 }
 
 const isLoad = (figure: SmallFigure | undefined): figure is LoadResult =>
@@ -186,7 +186,7 @@ async function main(): Promise<Record<string, unknown>> {
     else measured.set(name, { target, rounds: [] });
   }
   for (let round = 0; round < options.rounds; round++) {
-    for (const [name, { target, rounds }] of rotated([...measured], round)) {
+    for (const [name, { target, rounds }] of orderOfRound([...measured], round)) {
       if (small[name]) continue; // failed in an earlier round
       checkInterrupted();
       try {
@@ -234,7 +234,7 @@ async function main(): Promise<Record<string, unknown>> {
     streamErrors.picasso = `cannot read Picasso's memory: ${message(error)}`;
   }
   for (let round = 0; round < options.streamRounds; round++) {
-    for (const [name, base] of rotated(Object.entries(streamTargets), round)) {
+    for (const [name, base] of orderOfRound(Object.entries(streamTargets), round)) {
       if (base === null || streamErrors[name]) continue;
       checkInterrupted();
       const appBase = name === "picasso" ? base : `${base}/r/bench`;
