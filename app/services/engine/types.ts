@@ -67,7 +67,7 @@ export type EngineCall = {
 export type StreamingEngineCall = Omit<EngineCall, "headers" | "body" | "signal"> & {
   rawHeaders: readonly string[];
   body: Readable | AsyncIterable<Uint8Array> | null;
-  signal: CancelSignal;
+  signal: CancelEmitter;
 };
 
 /**

@@ -114,7 +114,7 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
     this.cancel = this.abortForSignal.bind(this);
     this.resumeEngine = this.resume.bind(this);
     this.sinkFailed = this.abortWith.bind(this);
-    onCancel(call.signal, this.cancel);
+    call.signal.on("abort", this.cancel);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -148,7 +148,7 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    offCancel(this.call.signal, this.cancel);
+    this.call.signal.removeListener("abort", this.cancel);
     if (this.lacksRoute) {
       this.reject(reported(routeMissingOnEngine(), this.options));
       return;
@@ -158,7 +158,7 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
-    offCancel(this.call.signal, this.cancel);
+    this.call.signal.removeListener("abort", this.cancel);
     if (this.sink && !this.sink.destroyed) this.sink.destroy(error);
     // Once the answer has started, the caller can only cut it short: no error answer to map.
     this.reject(this.started ? error : reported(toEngineError(error, this.call.signal), this.options));
@@ -180,16 +180,6 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
 }
 
 type ParsedHeaders = Record<string, string | string[] | undefined>;
-
-function onCancel(signal: CancelSignal, listener: () => void): void {
-  if ("addEventListener" in signal) signal.addEventListener("abort", listener, { once: true });
-  else signal.on("abort", listener);
-}
-
-function offCancel(signal: CancelSignal, listener: () => void): void {
-  if ("removeEventListener" in signal) signal.removeEventListener("abort", listener);
-  else signal.removeListener("abort", listener);
-}
 
 /**
  * The engine request: its `/r/{app}{path}`, waited on for the route's timeout plus a margin. One

@@ -270,7 +270,7 @@ describe("IronFunctions driver: failures", () => {
       );
       await engineErrorOf(
         client.invokeStreaming(
-          { ...call, rawHeaders: [], signal: new AbortController().signal },
+          { ...call, rawHeaders: [], signal: { aborted: false, on() {}, removeListener() {} } },
           () => new Writable({ write: (_chunk, _encoding, done) => done() }),
         ),
       );
