@@ -94,6 +94,11 @@ function orderOfRound<T>(items: T[], round: number): T[] {
   return round % 2 === 0 ? items : [...items].reverse();
 }
 
+/** A target's name in the progress log, with the round when there are several. */
+function roundLabel(name: string, round: number, rounds: number): string {
+  return rounds > 1 ? `${name} (round ${round + 1}/${rounds})` : name;
+}
+
 const isLoad = (figure: SmallFigure | undefined): figure is LoadResult =>
   figure !== null && figure !== undefined && "rps" in figure;
 
@@ -191,7 +196,7 @@ async function main(): Promise<Record<string, unknown>> {
       checkInterrupted();
       try {
         if (round === 0) await check(target.url, target.headers);
-        const label = options.rounds > 1 ? `${name} (round ${round + 1}/${options.rounds})` : name;
+        const label = roundLabel(name, round, options.rounds);
         const result = await runLoad(
           label,
           target.url,
@@ -238,7 +243,7 @@ async function main(): Promise<Record<string, unknown>> {
       if (base === null || streamErrors[name]) continue;
       checkInterrupted();
       const appBase = name === "picasso" ? base : `${base}/r/bench`;
-      const label = options.streamRounds > 1 ? `${name} (round ${round + 1}/${options.streamRounds})` : name;
+      const label = roundLabel(name, round, options.streamRounds);
       try {
         const up = await transfer(label, "upload", `${appBase}/upload`, options.streamBytes);
         const down = await transfer(
