@@ -38,12 +38,12 @@ class Cancel implements CancelEmitter {
   }
 }
 
-const callWith = (signal: CancelEmitter): StreamingEngineCall => ({
+const callWith = (signal: CancelEmitter, calledRoute = route): StreamingEngineCall => ({
   engineApp: "app",
   appConfig: {},
-  route,
+  route: calledRoute,
   method: "GET",
-  path: route.path,
+  path: calledRoute.path,
   query: "",
   forwardAuthHeaders: false,
   requestId: "req-00000000-0000-0000-0000-000000000000",
@@ -58,7 +58,10 @@ afterEach(async () => {
   cleanups = [];
 });
 
-async function upstream(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+async function upstream(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  invokeTimeoutMarginMs?: number,
+) {
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
     requests.push(req.url ?? "");
@@ -67,7 +70,7 @@ async function upstream(handler: (req: IncomingMessage, res: ServerResponse) => 
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
-  const engine = createIronFunctionsEngine({ url: `http://127.0.0.1:${port}/v1` });
+  const engine = createIronFunctionsEngine({ url: `http://127.0.0.1:${port}/v1`, invokeTimeoutMarginMs });
   cleanups.push(async () => {
     await engine.close();
     server.closeAllConnections();
@@ -219,5 +222,65 @@ describe("IronFunctions driver: streamed invocations", () => {
     await sleep(100);
     expect(progress.closedEarly).toBe(true);
     expect(progress.finished).toBe(false);
+  });
+
+  describe("the route's timeout", () => {
+    // One second of route timeout and 200 ms of margin: the gateway's deadline is 1.2 s.
+    const quickRoute = engineRoute({ path: "/stream", image: "stream", timeout: 1 });
+    const marginMs = 200;
+
+    it("gives up on an engine that does not start its answer, before opening a writable", async () => {
+      const { engine } = await upstream(() => {}, marginMs);
+      const gate = gatedSink();
+      const started = performance.now();
+      const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+        callWith(new Cancel(), quickRoute),
+        gate.open,
+      ).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(EngineError);
+      expect((error as EngineError).kind).toBe("timeout");
+      expect(performance.now() - started).toBeGreaterThanOrEqual(1100);
+      expect(gate.state.opened).toBe(0);
+    });
+
+    it("cuts the answer short when the engine stalls in the middle of its body", async () => {
+      let closedEarly = false;
+      const { engine } = await upstream((_req, res) => {
+        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "1000" });
+        res.write(Buffer.alloc(100));
+        res.on("close", () => {
+          closedEarly = !res.writableFinished;
+        });
+      }, marginMs);
+      const gate = gatedSink();
+      gate.release();
+      const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+        callWith(new Cancel(), quickRoute),
+        gate.open,
+      ).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(EngineError);
+      expect((error as EngineError).kind).toBe("timeout");
+      expect(gate.state.received).toBe(100);
+      expect(gate.sink.destroyed).toBe(true);
+      await sleep(100);
+      expect(closedEarly).toBe(true);
+    });
+
+    it("does not count the time the caller's full writable holds the answer back", async () => {
+      const total = 64 * MiB;
+      const { progress, handler } = streamBytes(total);
+      const { engine } = await upstream(handler, marginMs);
+      const gate = gatedSink();
+      const invocation = (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+        callWith(new Cancel(), quickRoute),
+        gate.open,
+      );
+      // Twice the deadline with the engine paused by the writable, not by itself.
+      await sleep(2500);
+      expect(progress.written).toBeLessThan(total);
+      gate.release();
+      await invocation;
+      expect(gate.state.received).toBe(total);
+    });
   });
 });
