@@ -6,8 +6,12 @@ export interface TimedEvents<Labels extends Record<string, string>> {
   record(labels: Labels, seconds: number): void;
 }
 
-/** Observations kept per series before they are handed to prom-client. */
-const batchSize = 512;
+/**
+ * Observations kept per series before they are handed to prom-client. Handing them over costs
+ * about 0.75 µs each (profiled under load), paid by whichever request fills the batch: 64 keep
+ * that stall near 50 µs, where 512 held one request in about every thousand up for 0.4 ms.
+ */
+const batchSize = 64;
 
 class PendingSeries<Labels> {
   length = 0;
