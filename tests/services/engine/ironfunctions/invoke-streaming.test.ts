@@ -229,16 +229,24 @@ describe("IronFunctions driver: streamed invocations", () => {
     const quickRoute = engineRoute({ path: "/stream", image: "stream", timeout: 1 });
     const marginMs = 200;
 
+    /** Calls `quickRoute` and expects the call to fail as the engine timing out. */
+    async function expectTimeout(
+      engine: ReturnType<typeof createIronFunctionsEngine>,
+      open: () => Writable,
+    ): Promise<void> {
+      const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+        callWith(new Cancel(), quickRoute),
+        open,
+      ).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(EngineError);
+      expect((error as EngineError).kind).toBe("timeout");
+    }
+
     it("gives up on an engine that does not start its answer, before opening a writable", async () => {
       const { engine } = await upstream(() => {}, marginMs);
       const gate = gatedSink();
       const started = performance.now();
-      const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-        callWith(new Cancel(), quickRoute),
-        gate.open,
-      ).catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(EngineError);
-      expect((error as EngineError).kind).toBe("timeout");
+      await expectTimeout(engine, gate.open);
       expect(performance.now() - started).toBeGreaterThanOrEqual(1100);
       expect(gate.state.opened).toBe(0);
     });
@@ -254,12 +262,7 @@ describe("IronFunctions driver: streamed invocations", () => {
       }, marginMs);
       const gate = gatedSink();
       gate.release();
-      const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-        callWith(new Cancel(), quickRoute),
-        gate.open,
-      ).catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(EngineError);
-      expect((error as EngineError).kind).toBe("timeout");
+      await expectTimeout(engine, gate.open);
       expect(gate.state.received).toBe(100);
       expect(gate.sink.destroyed).toBe(true);
       await sleep(100);
