@@ -97,6 +97,53 @@ describe("rate limiter (in memory)", () => {
     expect(ownBurst.allowed).toHaveLength(2);
   });
 
+  it("keeps each route's own policy when invocations of routes with different policies interleave", async () => {
+    const { limiter: rl } = limiter();
+    // Policies that differ from the first only in rate, and only in burst.
+    const routes = {
+      strict: count({ rate: 1, burst: 0 }),
+      faster: count({ rate: 3, burst: 0 }),
+      bursty: count({ rate: 1, burst: 2 }),
+    };
+    const order: (keyof typeof routes)[] = [
+      "strict",
+      "faster",
+      "bursty",
+      "strict",
+      "faster",
+      "bursty",
+      "faster",
+      "bursty",
+      "faster",
+      "bursty",
+      "strict",
+    ];
+    const outcomes = await inOneWindow(async () => {
+      const seen: string[] = [];
+      for (const name of order) {
+        const allowed = await rl.consume(routes[name]).then(
+          () => true,
+          () => false,
+        );
+        seen.push(`${name}:${allowed ? "allowed" : "refused"}`);
+      }
+      return seen;
+    });
+    expect(outcomes).toEqual([
+      "strict:allowed",
+      "faster:allowed",
+      "bursty:allowed",
+      "strict:refused",
+      "faster:allowed",
+      "bursty:allowed",
+      "faster:allowed",
+      "bursty:allowed",
+      "faster:refused",
+      "bursty:refused",
+      "strict:refused",
+    ]);
+  });
+
   it("a default rate of 0 leaves routes without their own limit unlimited, without headers", async () => {
     const { limiter: rl } = limiter({
       defaults: { public: { rate: 0, burst: 5 }, private: { rate: 0, burst: 0 } },
