@@ -39,3 +39,20 @@ export function watchBodyProgress(
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/**
+ * Asks whether the client's body has moved since the last call: bytes arrived on the socket, or
+ * the body completed. Answers false for good once a call has seen it complete.
+ */
+export function bodyMovement(incoming: IncomingMessage): () => boolean {
+  const socket = incoming.socket;
+  let bytesSeen = socket.bytesRead;
+  let completeSeen = incoming.complete;
+  return function bodyMoved() {
+    if (completeSeen) return false;
+    const moved = socket.bytesRead !== bytesSeen || incoming.complete;
+    bytesSeen = socket.bytesRead;
+    completeSeen = incoming.complete;
+    return moved;
+  };
+}

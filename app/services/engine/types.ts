@@ -67,6 +67,12 @@ export type EngineCall = {
 export type StreamingEngineCall = Omit<EngineCall, "headers" | "body" | "signal"> & {
   rawHeaders: readonly string[];
   body: Readable | AsyncIterable<Uint8Array> | null;
+  /**
+   * Whether the client's body has moved since the last time this was asked (bytes arrived, or
+   * it completed); null without a body. The route's deadline does not run out while it moves, and
+   * starts again once the body is in: a slow upload is not the function being slow.
+   */
+  bodyMoved: (() => boolean) | null;
   signal: CancelEmitter;
 };
 

@@ -4,7 +4,7 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
+import { Readable, Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { createIronFunctionsEngine } from "../../../../app/services/engine/ironfunctions/index.ts";
 import {
@@ -49,6 +49,7 @@ const callWith = (signal: CancelEmitter, calledRoute = route): StreamingEngineCa
   requestId: "req-00000000-0000-0000-0000-000000000000",
   rawHeaders: [],
   body: null,
+  bodyMoved: null,
   signal,
 });
 
@@ -267,6 +268,45 @@ describe("IronFunctions driver: streamed invocations", () => {
       expect(gate.sink.destroyed).toBe(true);
       await sleep(100);
       expect(closedEarly).toBe(true);
+    });
+
+    it("does not run out while the request body is still arriving", async () => {
+      let received = 0;
+      const { engine } = await upstream((req, res) => {
+        req.on("data", (chunk: Buffer) => {
+          received += chunk.length;
+        });
+        req.on("end", () => setTimeout(() => res.end(String(received)), 500));
+      }, marginMs);
+      // Eight chunks 300 ms apart: twice the deadline of upload before the function can answer.
+      const body = new Readable({ read() {} });
+      let moved = false;
+      let sent = 0;
+      const sending = setInterval(() => {
+        body.push(Buffer.alloc(1024, 1));
+        moved = true;
+        sent++;
+        if (sent === 8) {
+          clearInterval(sending);
+          body.push(null);
+        }
+      }, 300);
+      cleanups.push(async () => clearInterval(sending));
+      const call: StreamingEngineCall = {
+        ...callWith(new Cancel(), quickRoute),
+        method: "POST",
+        body,
+        bodyMoved: () => {
+          const movedSinceAsked = moved;
+          moved = false;
+          return movedSinceAsked;
+        },
+      };
+      const gate = gatedSink();
+      gate.release();
+      await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(call, gate.open);
+      expect(received).toBe(8 * 1024);
+      expect(gate.state.received).toBe(String(8 * 1024).length);
     });
 
     it("does not count the time the caller's full writable holds the answer back", async () => {

@@ -270,7 +270,12 @@ describe("IronFunctions driver: failures", () => {
       );
       await engineErrorOf(
         client.invokeStreaming(
-          { ...call, rawHeaders: [], signal: { aborted: false, on() {}, removeListener() {} } },
+          {
+            ...call,
+            rawHeaders: [],
+            bodyMoved: null,
+            signal: { aborted: false, on() {}, removeListener() {} },
+          },
           () => new Writable({ write: (_chunk, _encoding, done) => done() }),
         ),
       );
