@@ -41,18 +41,21 @@ export function watchBodyProgress(
 }
 
 /**
- * Asks whether the client's body has moved since the last call: bytes arrived on the socket, or
- * the body completed. Answers false for good once a call has seen it complete.
+ * Asks whether the request body still holds the exchange up on the client's side: it is not
+ * complete, and bytes arrived since the last call or Picasso is waiting for more (its buffer is
+ * not full; a full one that stays full means the engine is not reading). The first call after the
+ * body completed also answers true, so a deadline held by it starts again from there; every call
+ * after that answers false.
  */
-export function bodyMovement(incoming: IncomingMessage): () => boolean {
+export function bodyPendingOn(incoming: IncomingMessage): () => boolean {
   const socket = incoming.socket;
   let bytesSeen = socket.bytesRead;
   let completeSeen = incoming.complete;
-  return function bodyMoved() {
+  return function bodyPending() {
     if (completeSeen) return false;
-    const moved = socket.bytesRead !== bytesSeen || incoming.complete;
+    const arrived = socket.bytesRead !== bytesSeen;
     bytesSeen = socket.bytesRead;
     completeSeen = incoming.complete;
-    return moved;
+    return arrived || completeSeen || incoming.readableLength < incoming.readableHighWaterMark;
   };
 }

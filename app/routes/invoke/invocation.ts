@@ -12,7 +12,7 @@ import {
 import { ApiError } from "../../lib/errors.ts";
 import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
 import type { Logger } from "../../lib/logger.ts";
-import { bodyMovement, watchBodyProgress } from "../../node/body-watchdog.ts";
+import { bodyPendingOn, watchBodyProgress } from "../../node/body-watchdog.ts";
 import { type CancelEmitter, EngineError, type StreamingEngineCall } from "../../services/engine/types.ts";
 import type { InvocationOutcome } from "../../services/metrics/index.ts";
 import type { ReleaseSlot } from "../../services/quotas/index.ts";
@@ -359,7 +359,14 @@ async function forwardStreaming(
   let status = 0;
   try {
     await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-      streamingCall(req, target, incoming.rawHeaders, body, body ? bodyMovement(incoming) : null, clientGone),
+      streamingCall(
+        req,
+        target,
+        incoming.rawHeaders,
+        body,
+        body ? bodyPendingOn(incoming) : null,
+        clientGone,
+      ),
       (upstreamStatus, upstreamHeaders) => {
         status = upstreamStatus;
         // Timed to the response headers, as on the portable path; the body may stream for long.
@@ -454,13 +461,13 @@ function streamingCall(
   target: InvokeTarget,
   rawHeaders: readonly string[],
   body: StreamingEngineCall["body"],
-  bodyMoved: StreamingEngineCall["bodyMoved"],
+  bodyPending: StreamingEngineCall["bodyPending"],
   signal: ClientGone,
 ): StreamingEngineCall {
   const call = callFields(req, target) as ReturnType<typeof callFields> & Partial<StreamingEngineCall>;
   call.rawHeaders = rawHeaders;
   call.body = body;
-  call.bodyMoved = bodyMoved;
+  call.bodyPending = bodyPending;
   call.signal = signal;
   return call as StreamingEngineCall;
 }

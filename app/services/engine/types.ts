@@ -68,11 +68,12 @@ export type StreamingEngineCall = Omit<EngineCall, "headers" | "body" | "signal"
   rawHeaders: readonly string[];
   body: Readable | AsyncIterable<Uint8Array> | null;
   /**
-   * Whether the client's body has moved since the last time this was asked (bytes arrived, or
-   * it completed); null without a body. The route's deadline does not run out while it moves, and
-   * starts again once the body is in: a slow upload is not the function being slow.
+   * Whether the request body still holds the call up on the client's side (it is arriving, or
+   * awaited from the client); null without a body. The route's deadline does not run out while it
+   * does, and starts again once the body is in: a slow or stalled upload is the client's doing
+   * (a stalled one meets the body timeout), not the function's.
    */
-  bodyMoved: (() => boolean) | null;
+  bodyPending: (() => boolean) | null;
   signal: CancelEmitter;
 };
 

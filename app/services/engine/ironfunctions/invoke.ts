@@ -102,8 +102,8 @@ function reported(error: Error, options: InvokeOptions): Error {
  * to the writable in full, or has failed.
  *
  * It also enforces the route's timeout (plus the margin) with one Node timer: for the answer to
- * start, then for each next part of its body, not counting time the client's request body is
- * still arriving or the caller's full writable holds the answer back. undici's `headersTimeout`/`bodyTimeout` would add two of its own timers per call,
+ * start, then for each next part of its body, not counting time the client has not finished
+ * sending its request body or the caller's full writable holds the answer back. undici's `headersTimeout`/`bodyTimeout` would add two of its own timers per call,
  * which it drops only on its next sweep, every half second: under load thousands of them outlived
  * each young-generation collection, which then promoted about four times as many bytes.
  */
@@ -204,9 +204,9 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
   }
 
   private expire(): void {
-    // An answer held back by the caller's full writable, or a request body still arriving, is
-    // the client's pace, not the function's.
-    if (this.paused || this.call.bodyMoved?.()) {
+    // An answer held back by the caller's full writable, or a request body the client has not
+    // finished sending, is the client's pace, not the function's.
+    if (this.paused || this.call.bodyPending?.()) {
       this.deadline.refresh();
       return;
     }

@@ -49,7 +49,7 @@ const callWith = (signal: CancelEmitter, calledRoute = route): StreamingEngineCa
   requestId: "req-00000000-0000-0000-0000-000000000000",
   rawHeaders: [],
   body: null,
-  bodyMoved: null,
+  bodyPending: null,
   signal,
 });
 
@@ -296,7 +296,7 @@ describe("IronFunctions driver: streamed invocations", () => {
         ...callWith(new Cancel(), quickRoute),
         method: "POST",
         body,
-        bodyMoved: () => {
+        bodyPending: () => {
           const movedSinceAsked = moved;
           moved = false;
           return movedSinceAsked;

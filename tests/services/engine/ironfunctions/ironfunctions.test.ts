@@ -273,7 +273,7 @@ describe("IronFunctions driver: failures", () => {
           {
             ...call,
             rawHeaders: [],
-            bodyMoved: null,
+            bodyPending: null,
             signal: { aborted: false, on() {}, removeListener() {} },
           },
           () => new Writable({ write: (_chunk, _encoding, done) => done() }),
