@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { UploadProgress } from "../services/engine/types.ts";
 
 /**
  * Calls `onIdle` once the client has sent no body bytes for `timeoutMs` while Picasso was ready
@@ -41,21 +42,37 @@ export function watchBodyProgress(
 }
 
 /**
- * Asks whether the request body still holds the exchange up on the client's side: it is not
- * complete, and bytes arrived since the last call or Picasso is waiting for more (its buffer is
- * not full; a full one that stays full means the engine is not reading). The first call after the
- * body completed also answers true, so a deadline held by it starts again from there; every call
- * after that answers false.
+ * How the request body of an invocation on Node is moving, for the route's deadline: it is held
+ * while the engine takes the body in at its own pace, and starts again once the body has been
+ * handed on, as undici's headers timeout did (refreshed on upload backpressure and at the body's
+ * end). A body the client paces counts against it, which bounds a client that trickles its body.
  */
-export function bodyPendingOn(incoming: IncomingMessage): () => boolean {
-  const socket = incoming.socket;
-  let bytesSeen = socket.bytesRead;
-  let completeSeen = incoming.complete;
-  return function bodyPending() {
-    if (completeSeen) return false;
-    const arrived = socket.bytesRead !== bytesSeen;
-    bytesSeen = socket.bytesRead;
-    completeSeen = incoming.complete;
-    return arrived || completeSeen || incoming.readableLength < incoming.readableHighWaterMark;
-  };
+export class NodeUpload implements UploadProgress {
+  // Node drops `incoming.socket` once the message has been read: keep the one it came on.
+  private readonly socket: IncomingMessage["socket"];
+  private bytesSeen: number;
+
+  constructor(private readonly incoming: IncomingMessage) {
+    this.socket = incoming.socket;
+    this.bytesSeen = this.socket.bytesRead;
+  }
+
+  /**
+   * Bytes arrived since the last call while Picasso's buffer was full: the engine takes the body
+   * more slowly than the client sends it. False when the client sets the pace, nothing moves, or
+   * the body is complete.
+   */
+  movedAtEnginePace(): boolean {
+    const { incoming } = this;
+    if (incoming.complete) return false;
+    const bytesRead = this.socket.bytesRead;
+    const arrived = bytesRead !== this.bytesSeen;
+    this.bytesSeen = bytesRead;
+    return arrived && incoming.readableLength >= incoming.readableHighWaterMark;
+  }
+
+  onceSent(listener: () => void): void {
+    if (this.incoming.readableEnded) listener();
+    else this.incoming.once("end", listener);
+  }
 }

@@ -1,10 +1,11 @@
-// bodyPendingOn: whether a request body still holds an invocation up on the client's side, which
-// keeps the route's deadline from running out during a slow or stalled upload.
+// NodeUpload: whether a request body moved at the engine's pace (which holds the route's deadline,
+// as undici's headers timeout allowed for) rather than the client's (which does not), and when it
+// has been handed on in full (which starts the deadline again).
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { bodyPendingOn } from "../../app/node/body-watchdog.ts";
+import { NodeUpload } from "../../app/node/body-watchdog.ts";
 
 let server: Server | undefined;
 let client: Socket | undefined;
@@ -31,38 +32,41 @@ async function firstRequest(contentLength: number): Promise<{ incoming: Incoming
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
 
-describe("bodyPendingOn", () => {
-  it("is pending while the body is awaited from the client, once more when it completes, then never", async () => {
+describe("NodeUpload", () => {
+  it("does not count a body the client paces as moving at the engine's pace, and says when it was sent", async () => {
     const { incoming, socket } = await firstRequest(10);
+    const upload = new NodeUpload(incoming);
+    let sent = 0;
+    upload.onceSent(() => sent++);
     incoming.resume();
-    const bodyPending = bodyPendingOn(incoming);
-    // Nothing sent yet, and the reader is waiting: the client's turn.
-    expect(bodyPending()).toBe(true);
+    expect(upload.movedAtEnginePace()).toBe(false);
     socket.write("abcd");
     await settle();
-    expect(bodyPending()).toBe(true);
+    // The reader took it at once: the client is the slow side.
+    expect(upload.movedAtEnginePace()).toBe(false);
+    expect(sent).toBe(0);
     socket.write("efghij");
     await settle();
-    expect(incoming.complete).toBe(true);
-    expect(bodyPending()).toBe(true);
-    expect(bodyPending()).toBe(false);
-    socket.write("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
-    await settle();
-    // Bytes of the next request on the same connection are not this body.
-    expect(bodyPending()).toBe(false);
+    expect(sent).toBe(1);
+    expect(upload.movedAtEnginePace()).toBe(false);
+    // Asked after the body ended, it answers at once.
+    upload.onceSent(() => sent++);
+    expect(sent).toBe(2);
   });
 
-  it("is not pending when the body stops moving because nobody reads it (a stalled engine)", async () => {
+  it("counts a backed-up body the reader takes slowly, not one the reader stopped taking", async () => {
     const { incoming, socket } = await firstRequest(4 * 1024 * 1024);
-    // Nobody reads `incoming`: its buffer fills and Node stops reading the socket.
     socket.write(Buffer.alloc(1024 * 1024, 1));
     await settle();
-    const bodyPending = bodyPendingOn(incoming);
+    // Nobody has read yet: the buffer is full and Node stopped reading the socket.
     expect(incoming.readableLength).toBeGreaterThanOrEqual(incoming.readableHighWaterMark);
-    expect(bodyPending()).toBe(false);
-    // Once the reader takes the buffer, the client's bytes flow again.
-    incoming.resume();
+    const upload = new NodeUpload(incoming);
+    // A slow reader takes one buffer's worth; the client's bytes refill it.
+    incoming.read(incoming.readableLength);
     await settle();
-    expect(bodyPending()).toBe(true);
+    expect(upload.movedAtEnginePace()).toBe(true);
+    // The reader stops (a stalled engine): nothing moves.
+    await settle();
+    expect(upload.movedAtEnginePace()).toBe(false);
   });
 });

@@ -12,7 +12,7 @@ import {
 import { ApiError } from "../../lib/errors.ts";
 import { clientResponseHeaderRecord } from "../../lib/http-headers.ts";
 import type { Logger } from "../../lib/logger.ts";
-import { bodyPendingOn, watchBodyProgress } from "../../node/body-watchdog.ts";
+import { NodeUpload, watchBodyProgress } from "../../node/body-watchdog.ts";
 import { type CancelEmitter, EngineError, type StreamingEngineCall } from "../../services/engine/types.ts";
 import type { InvocationOutcome } from "../../services/metrics/index.ts";
 import type { ReleaseSlot } from "../../services/quotas/index.ts";
@@ -364,7 +364,7 @@ async function forwardStreaming(
         target,
         incoming.rawHeaders,
         body,
-        body ? bodyPendingOn(incoming) : null,
+        body ? new NodeUpload(incoming) : null,
         clientGone,
       ),
       (upstreamStatus, upstreamHeaders) => {
@@ -461,13 +461,13 @@ function streamingCall(
   target: InvokeTarget,
   rawHeaders: readonly string[],
   body: StreamingEngineCall["body"],
-  bodyPending: StreamingEngineCall["bodyPending"],
+  upload: StreamingEngineCall["upload"],
   signal: ClientGone,
 ): StreamingEngineCall {
   const call = callFields(req, target) as ReturnType<typeof callFields> & Partial<StreamingEngineCall>;
   call.rawHeaders = rawHeaders;
   call.body = body;
-  call.bodyPending = bodyPending;
+  call.upload = upload;
   call.signal = signal;
   return call as StreamingEngineCall;
 }

@@ -67,15 +67,22 @@ export type EngineCall = {
 export type StreamingEngineCall = Omit<EngineCall, "headers" | "body" | "signal"> & {
   rawHeaders: readonly string[];
   body: Readable | AsyncIterable<Uint8Array> | null;
-  /**
-   * Whether the request body still holds the call up on the client's side (it is arriving, or
-   * awaited from the client); null without a body. The route's deadline does not run out while it
-   * does, and starts again once the body is in: a slow or stalled upload is the client's doing
-   * (a stalled one meets the body timeout), not the function's.
-   */
-  bodyPending: (() => boolean) | null;
+  /** How the request body is moving, for the route's deadline; null without a body. */
+  upload: UploadProgress | null;
   signal: CancelEmitter;
 };
+
+/**
+ * The request body's progress as the route's deadline needs it: the deadline is held while the
+ * engine takes the body in at its own pace and starts again once the body has been handed on. A
+ * body the client paces counts against it.
+ */
+export interface UploadProgress {
+  /** Whether the body moved since the last call, at the engine's pace rather than the client's. */
+  movedAtEnginePace(): boolean;
+  /** Calls `listener` once the whole body has been handed on (at once if it has been). */
+  onceSent(listener: () => void): void;
+}
 
 /**
  * Cancels a call: an AbortSignal, or an emitter-like object that fires `abort` once. The hot path

@@ -102,8 +102,9 @@ function reported(error: Error, options: InvokeOptions): Error {
  * to the writable in full, or has failed.
  *
  * It also enforces the route's timeout (plus the margin) with one Node timer: for the answer to
- * start, then for each next part of its body, not counting time the client has not finished
- * sending its request body or the caller's full writable holds the answer back. undici's `headersTimeout`/`bodyTimeout` would add two of its own timers per call,
+ * start (counted again from the end of the request body), then for each next part of the answer,
+ * not counting time the caller's full writable holds the answer back, nor an upload the engine
+ * takes in at its own pace. undici's `headersTimeout`/`bodyTimeout` would add two of its own timers per call,
  * which it drops only on its next sweep, every half second: under load thousands of them outlived
  * each young-generation collection, which then promoted about four times as many bytes.
  */
@@ -132,6 +133,7 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
     this.sinkFailed = this.abortWith.bind(this);
     call.signal.on("abort", this.cancel);
     this.deadline = setTimeout(this.expire.bind(this), answerTimeoutMs(call, options));
+    call.upload?.onceSent(this.restartDeadline.bind(this));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -203,10 +205,16 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
     this.controller?.resume();
   }
 
+  /** The body has been handed on: the function gets its whole deadline from here. */
+  private restartDeadline(): void {
+    // A no-op once the call has settled and cleared the timer.
+    this.deadline.refresh();
+  }
+
   private expire(): void {
-    // An answer held back by the caller's full writable, or a request body the client has not
-    // finished sending, is the client's pace, not the function's.
-    if (this.paused || this.call.bodyPending?.()) {
+    // An answer held back by the caller's full writable is the client's pace, and a body the
+    // engine is still taking in is not yet the function's turn.
+    if (this.paused || this.call.upload?.movedAtEnginePace()) {
       this.deadline.refresh();
       return;
     }

@@ -11,6 +11,7 @@ import {
   type CancelEmitter,
   EngineError,
   type StreamingEngineCall,
+  type UploadProgress,
 } from "../../../../app/services/engine/types.ts";
 import { engineRoute } from "../../../support/engine-route.ts";
 
@@ -49,7 +50,7 @@ const callWith = (signal: CancelEmitter, calledRoute = route): StreamingEngineCa
   requestId: "req-00000000-0000-0000-0000-000000000000",
   rawHeaders: [],
   body: null,
-  bodyPending: null,
+  upload: null,
   signal,
 });
 
@@ -270,43 +271,81 @@ describe("IronFunctions driver: streamed invocations", () => {
       expect(closedEarly).toBe(true);
     });
 
-    it("does not run out while the request body is still arriving", async () => {
-      let received = 0;
-      const { engine } = await upstream((req, res) => {
-        req.on("data", (chunk: Buffer) => {
-          received += chunk.length;
-        });
-        req.on("end", () => setTimeout(() => res.end(String(received)), 500));
-      }, marginMs);
-      // Eight chunks 300 ms apart: twice the deadline of upload before the function can answer.
+    /** A request body of `chunks` 1 KiB chunks sent `everyMs` apart, as the driver sees it. */
+    function slowBody(chunks: number, everyMs: number, pacedByEngine: boolean) {
       const body = new Readable({ read() {} });
       let moved = false;
-      let sent = 0;
+      let pushed = 0;
       const sending = setInterval(() => {
         body.push(Buffer.alloc(1024, 1));
         moved = true;
-        sent++;
-        if (sent === 8) {
+        pushed++;
+        if (pushed === chunks) {
           clearInterval(sending);
           body.push(null);
         }
-      }, 300);
+      }, everyMs);
       cleanups.push(async () => clearInterval(sending));
-      const call: StreamingEngineCall = {
-        ...callWith(new Cancel(), quickRoute),
-        method: "POST",
-        body,
-        bodyPending: () => {
-          const movedSinceAsked = moved;
+      const upload: UploadProgress = {
+        movedAtEnginePace: () => {
+          const movedSinceAsked = moved && pacedByEngine;
           moved = false;
           return movedSinceAsked;
         },
+        onceSent: (listener) => {
+          body.once("end", listener);
+        },
       };
+      return { body, upload };
+    }
+
+    /** An engine that reads the whole body, then answers its size after `thinkMs`. */
+    const countingEngine = (thinkMs: number) => (req: IncomingMessage, res: ServerResponse) => {
+      let received = 0;
+      req.on("data", (chunk: Buffer) => {
+        received += chunk.length;
+      });
+      req.on("end", () => setTimeout(() => res.end(String(received)), thinkMs));
+    };
+
+    it("does not run out while the engine is still taking the request body in", async () => {
+      const { engine } = await upstream(countingEngine(300), marginMs);
+      // Eight chunks 300 ms apart, each taken at the engine's pace: twice the deadline of upload.
+      const { body, upload } = slowBody(8, 300, true);
       const gate = gatedSink();
       gate.release();
-      await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(call, gate.open);
-      expect(received).toBe(8 * 1024);
+      await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+        { ...callWith(new Cancel(), quickRoute), method: "POST", body, upload },
+        gate.open,
+      );
       expect(gate.state.received).toBe(String(8 * 1024).length);
+    });
+
+    it("counts an upload the client paces, then gives the function its whole deadline once it is sent", async () => {
+      const { engine } = await upstream(countingEngine(900), marginMs);
+      // Sent by 0.8 s at the client's pace; the answer comes 0.9 s later, past the first deadline
+      // (1.2 s) but within one counted from the end of the body.
+      const { body, upload } = slowBody(4, 200, false);
+      const gate = gatedSink();
+      gate.release();
+      await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+        { ...callWith(new Cancel(), quickRoute), method: "POST", body, upload },
+        gate.open,
+      );
+      expect(gate.state.received).toBe(String(4 * 1024).length);
+    });
+
+    it("gives up on an upload the client paces for longer than the deadline", async () => {
+      const { engine } = await upstream(countingEngine(0), marginMs);
+      const { body, upload } = slowBody(8, 300, false);
+      const gate = gatedSink();
+      const started = performance.now();
+      const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+        { ...callWith(new Cancel(), quickRoute), method: "POST", body, upload },
+        gate.open,
+      ).catch((caught: unknown) => caught);
+      expect((error as EngineError).kind).toBe("timeout");
+      expect(performance.now() - started).toBeLessThan(2000);
     });
 
     it("does not count the time the caller's full writable holds the answer back", async () => {

@@ -273,7 +273,7 @@ describe("IronFunctions driver: failures", () => {
           {
             ...call,
             rawHeaders: [],
-            bodyPending: null,
+            upload: null,
             signal: { aborted: false, on() {}, removeListener() {} },
           },
           () => new Writable({ write: (_chunk, _encoding, done) => done() }),
