@@ -308,44 +308,50 @@ describe("IronFunctions driver: streamed invocations", () => {
       req.on("end", () => setTimeout(() => res.end(String(received)), thinkMs));
     };
 
-    it("does not run out while the engine is still taking the request body in", async () => {
-      const { engine } = await upstream(countingEngine(300), marginMs);
-      // Eight chunks 300 ms apart, each taken at the engine's pace: twice the deadline of upload.
-      const { body, upload } = slowBody(8, 300, true);
+    /** Uploads a slow body to a counting engine; what came back, or the failure, and how long it took. */
+    async function slowUpload(options: {
+      chunks: number;
+      everyMs: number;
+      pacedByEngine: boolean;
+      thinkMs: number;
+    }) {
+      const { engine } = await upstream(countingEngine(options.thinkMs), marginMs);
+      const { body, upload } = slowBody(options.chunks, options.everyMs, options.pacedByEngine);
       const gate = gatedSink();
       gate.release();
-      await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+      const started = performance.now();
+      const failure = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
         { ...callWith(new Cancel(), quickRoute), method: "POST", body, upload },
         gate.open,
+      ).then(
+        () => null,
+        (caught: unknown) => caught,
       );
-      expect(gate.state.received).toBe(String(8 * 1024).length);
+      return { failure, answerBytes: gate.state.received, ms: performance.now() - started };
+    }
+
+    /** The upload gets the engine's answer: the count of the bytes it took. */
+    async function expectAnswered(options: Parameters<typeof slowUpload>[0]): Promise<void> {
+      const { failure, answerBytes } = await slowUpload(options);
+      expect(failure).toBeNull();
+      expect(answerBytes).toBe(String(options.chunks * 1024).length);
+    }
+
+    it("does not run out while the engine is still taking the request body in", async () => {
+      // Eight chunks 300 ms apart, each taken at the engine's pace: twice the deadline of upload.
+      await expectAnswered({ chunks: 8, everyMs: 300, pacedByEngine: true, thinkMs: 300 });
     });
 
     it("counts an upload the client paces, then gives the function its whole deadline once it is sent", async () => {
-      const { engine } = await upstream(countingEngine(900), marginMs);
       // Sent by 0.8 s at the client's pace; the answer comes 0.9 s later, past the first deadline
       // (1.2 s) but within one counted from the end of the body.
-      const { body, upload } = slowBody(4, 200, false);
-      const gate = gatedSink();
-      gate.release();
-      await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-        { ...callWith(new Cancel(), quickRoute), method: "POST", body, upload },
-        gate.open,
-      );
-      expect(gate.state.received).toBe(String(4 * 1024).length);
+      await expectAnswered({ chunks: 4, everyMs: 200, pacedByEngine: false, thinkMs: 900 });
     });
 
     it("gives up on an upload the client paces for longer than the deadline", async () => {
-      const { engine } = await upstream(countingEngine(0), marginMs);
-      const { body, upload } = slowBody(8, 300, false);
-      const gate = gatedSink();
-      const started = performance.now();
-      const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-        { ...callWith(new Cancel(), quickRoute), method: "POST", body, upload },
-        gate.open,
-      ).catch((caught: unknown) => caught);
-      expect((error as EngineError).kind).toBe("timeout");
-      expect(performance.now() - started).toBeLessThan(2000);
+      const { failure, ms } = await slowUpload({ chunks: 8, everyMs: 300, pacedByEngine: false, thinkMs: 0 });
+      expect((failure as EngineError).kind).toBe("timeout");
+      expect(ms).toBeLessThan(2000);
     });
 
     it("does not count the time the caller's full writable holds the answer back", async () => {
