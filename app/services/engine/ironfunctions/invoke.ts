@@ -111,7 +111,6 @@ function reported(error: Error, options: InvokeOptions): Error {
 class StreamedAnswer implements Dispatcher.DispatchHandler {
   private started = false;
   private lacksRoute = false;
-  private paused = false;
   private timedOut: EngineError | null = null;
   private sink: Writable | null = null;
   private controller: Dispatcher.DispatchController | null = null;
@@ -164,7 +163,6 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
     this.deadline.refresh();
     const sink = this.sink;
     if (sink && !sink.write(chunk)) {
-      this.paused = true;
       controller.pause();
       sink.once("drain", this.resumeEngine);
     }
@@ -200,7 +198,6 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
   }
 
   private resume(): void {
-    this.paused = false;
     this.deadline.refresh();
     this.controller?.resume();
   }
@@ -214,7 +211,7 @@ class StreamedAnswer implements Dispatcher.DispatchHandler {
   private expire(): void {
     // An answer held back by the caller's full writable is the client's pace, and a body the
     // engine is still taking in is not yet the function's turn.
-    if (this.paused || this.call.upload?.movedAtEnginePace()) {
+    if (this.controller?.paused || this.call.upload?.movedAtEnginePace()) {
       this.deadline.refresh();
       return;
     }
