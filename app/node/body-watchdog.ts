@@ -24,8 +24,7 @@ export function watchBodyProgress(
         return;
       }
       const now = performance.now();
-      const waitingForClient = incoming.readableLength < incoming.readableHighWaterMark;
-      if (socket.bytesRead !== bytesSeen || !waitingForClient) {
+      if (socket.bytesRead !== bytesSeen || readerBehind(incoming)) {
         bytesSeen = socket.bytesRead;
         lastProgress = now;
         return;
@@ -39,6 +38,14 @@ export function watchBodyProgress(
   );
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * Node's buffer of the request body is full: whoever reads it (the engine call) is behind, so Node
+ * has stopped reading the socket and the client could not send more.
+ */
+function readerBehind(incoming: IncomingMessage): boolean {
+  return incoming.readableLength >= incoming.readableHighWaterMark;
 }
 
 /**
@@ -68,7 +75,7 @@ export class NodeUpload implements UploadProgress {
     const bytesRead = this.socket.bytesRead;
     const arrived = bytesRead !== this.bytesSeen;
     this.bytesSeen = bytesRead;
-    return arrived && incoming.readableLength >= incoming.readableHighWaterMark;
+    return arrived && readerBehind(incoming);
   }
 
   onceSent(listener: () => void): void {
