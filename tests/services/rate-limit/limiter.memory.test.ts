@@ -99,13 +99,14 @@ describe("rate limiter (in memory)", () => {
 
   it("keeps each route's own policy when invocations of routes with different policies interleave", async () => {
     const { limiter: rl } = limiter();
-    // Policies that differ from the first only in rate, and only in burst.
-    const routes = {
+    // Policies that differ from the first only in rate, and only in burst; fresh routes (empty
+    // buckets) for each attempt inOneWindow makes.
+    const newRoutes = () => ({
       strict: count({ rate: 1, burst: 0 }),
       faster: count({ rate: 3, burst: 0 }),
       bursty: count({ rate: 1, burst: 2 }),
-    };
-    const order: (keyof typeof routes)[] = [
+    });
+    const order: (keyof ReturnType<typeof newRoutes>)[] = [
       "strict",
       "faster",
       "bursty",
@@ -119,6 +120,7 @@ describe("rate limiter (in memory)", () => {
       "strict",
     ];
     const outcomes = await inOneWindow(async () => {
+      const routes = newRoutes();
       const seen: string[] = [];
       for (const name of order) {
         const allowed = await rl.consume(routes[name]).then(
