@@ -104,9 +104,10 @@ function reported(error: Error, options: InvokeOptions): Error {
  * It also enforces the route's timeout (plus the margin) with one Node timer: for the answer to
  * start (counted again from the end of the request body), then for each next part of the answer,
  * not counting time the caller's full writable holds the answer back, nor an upload the engine
- * takes in at its own pace. undici's `headersTimeout`/`bodyTimeout` would add two of its own timers per call,
- * which it drops only on its next sweep, every half second: under load thousands of them outlived
- * each young-generation collection, which then promoted about four times as many bytes.
+ * takes in at its own pace. undici's `headersTimeout`/`bodyTimeout` would add two of its own
+ * timers per call, which it drops only on its next sweep, every half second: under load thousands
+ * of them outlived each young-generation collection, which then promoted about four times as
+ * many bytes.
  */
 class StreamedAnswer implements Dispatcher.DispatchHandler {
   private started = false;
