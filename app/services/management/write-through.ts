@@ -72,32 +72,65 @@ export async function writeThrough<T>(services: Services, work: (step: WriteStep
   }
 }
 
-const settleAttempts = 3;
+/** Delays between the attempts to settle a cut-off commit while the client waits for its answer. */
+const settleDelaysMs = [200, 400];
+/** Then MySQL keeps being asked in the background, backing off to this delay, for this long. */
+const settleLaterMaxDelayMs = 30_000;
+const settleLaterForMs = 5 * 60_000;
 
 /**
  * The connection died while MySQL was committing (killed, cut off): the commit may have landed or
  * not, so neither keeping nor undoing the engine's change is safe. MySQL, the truth, is asked
  * again on a fresh connection, and the engine's copy of each app touched is made to match it,
- * as `reconcile --fix` would. If MySQL cannot be reached for that, the engine is left alone.
+ * as `reconcile --fix` would. If MySQL cannot be reached for that within a few attempts, the
+ * client gets its answer and the asking goes on in the background for a few minutes, so the
+ * engine matches MySQL again soon after an outage ends.
  */
 async function settleUnknownCommit(services: Services, engineApps: Set<string>, reason: unknown) {
   for (const engineApp of engineApps) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await repairApp(services, engineApp);
-        services.logger.info("a commit was cut off; the engine now matches MySQL", { engine_app: engineApp });
-        break;
-      } catch (error) {
-        if (attempt >= settleAttempts) {
-          services.logger.warn(
-            "a commit was cut off and MySQL could not be asked whether it landed; run `picasso-api reconcile --fix`",
-            { engine_app: engineApp, reason: (reason as Error)?.message, error: (error as Error)?.message },
-          );
-          break;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-      }
+    if ((await repaired(services, engineApp)) || (await repairedAfter(services, engineApp, settleDelaysMs))) {
+      continue;
     }
+    void repairedAfter(services, engineApp, settleLaterDelays()).then((settled) => {
+      if (settled) return;
+      services.logger.warn(
+        "a commit was cut off and MySQL could not be asked whether it landed; run `picasso-api reconcile --fix`",
+        { engine_app: engineApp, reason: (reason as Error)?.message },
+      );
+    });
+  }
+}
+
+/** One attempt to make the engine's copy of `engineApp` match MySQL. */
+async function repaired(services: Services, engineApp: string): Promise<boolean> {
+  try {
+    await repairApp(services, engineApp);
+  } catch {
+    return false;
+  }
+  services.logger.info("a commit was cut off; the engine now matches MySQL", { engine_app: engineApp });
+  return true;
+}
+
+/** An attempt after each of `delaysMs` until one succeeds; false when none did. */
+async function repairedAfter(services: Services, engineApp: string, delaysMs: Iterable<number>) {
+  for (const delayMs of delaysMs) {
+    // Unref'd: a stopping server does not wait for MySQL; reconcile can finish the job.
+    await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+    if (await repaired(services, engineApp)) return true;
+  }
+  return false;
+}
+
+/** 1 s, doubling up to `settleLaterMaxDelayMs`, until `settleLaterForMs` have passed. */
+function* settleLaterDelays(): Generator<number> {
+  for (
+    let delayMs = 1000, waited = 0;
+    waited < settleLaterForMs;
+    delayMs = Math.min(delayMs * 2, settleLaterMaxDelayMs)
+  ) {
+    waited += delayMs;
+    yield delayMs;
   }
 }
 

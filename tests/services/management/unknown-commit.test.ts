@@ -34,13 +34,22 @@ const connectionLost = () =>
 
 /**
  * The test database, except that the first transaction loses its connection at COMMIT: after
- * MySQL committed (`landed`) or before (the transaction is rolled back).
+ * MySQL committed (`landed`) or before (the transaction is rolled back). The `unreachableFor`
+ * transactions after it fail to connect, as while MySQL is down.
  */
-function commitCutOff(landed: boolean): Database {
+function commitCutOff(landed: boolean, unreachableFor = 0): Database {
   let cut = false;
+  let refusals = 0;
   return new Proxy(database.db, {
     get(target, property, receiver) {
-      if (property !== "transaction" || cut) return Reflect.get(target, property, receiver);
+      if (property !== "transaction") return Reflect.get(target, property, receiver);
+      if (cut && refusals >= unreachableFor) return Reflect.get(target, property, receiver);
+      if (cut) {
+        refusals++;
+        return async () => {
+          throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:3306"), { code: "ECONNREFUSED" });
+        };
+      }
       cut = true;
       return async (work: (tx: unknown) => Promise<unknown>) => {
         if (landed) {
@@ -94,4 +103,29 @@ describe("a commit cut off by a lost connection", () => {
     const [rows] = await database.pool.query("SELECT engine_name FROM apps WHERE project_id = ?", [project]);
     expect(onEngine).toEqual(new Set((rows as { engine_name: string }[]).map((row) => row.engine_name)));
   });
+
+  it("answers at once while MySQL stays down, and makes the engine match once MySQL is back", async () => {
+    const name = freshAppName();
+    const project = freshAppName("unknowncommit");
+    const before = new Set(fake.apps().map((app) => app.name));
+    const newOnEngine = () => fake.apps().filter((app) => !before.has(app.name));
+    // The commit did not land, and MySQL refuses the three attempts made while the client waits
+    // and the first one in the background.
+    const services = {
+      db: commitCutOff(false, 4),
+      engine,
+      logger: silentLogger,
+      quotas: testQuotas(database),
+    };
+    const started = performance.now();
+    await expect(createApp(services, project, { name })).rejects.toMatchObject({ status: 503 });
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(newOnEngine()).toHaveLength(1);
+    const deadline = performance.now() + 15_000;
+    while (newOnEngine().length > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(newOnEngine()).toEqual([]);
+    expect(await storedApp(`${name}-${project}`)).toBeUndefined();
+  }, 30_000);
 });
