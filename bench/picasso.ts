@@ -14,6 +14,8 @@ export type Picasso = {
   appName: string;
   /** Member token of the project; never logged. */
   token: string;
+  serveArgs: string[];
+  child: Child;
 };
 
 export class PicassoError extends Error {
@@ -77,45 +79,36 @@ export async function startPicasso(options: { enginePort: number; mysqlUri: stri
     if (code !== 0) throw new Error(`picasso-api migrate exited ${code}`);
   });
 
-  const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const child: Child = start({
-    name: "picasso",
-    command: process.execPath,
-    args: [
-      cli,
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--db-uri",
-      dbUri,
-      "--functions-url",
-      `http://127.0.0.1:${options.enginePort}/v1`,
-      "--keystone-endpoint",
-      admin.url,
-      "--log-level",
-      "WARNING",
-      "--max-invoke-body",
-      "2GiB",
-      // One load generator is one client address: limits it can never reach, so the bench
-      // measures the limiter's cost on every invocation without being limited.
-      "--rate-limit-public",
-      "100000",
-      "--rate-limit-public-burst",
-      "1000000",
-      "--rate-limit-private",
-      "100000",
-      "--rate-limit-private-burst",
-      "1000000",
-      "--shutdown-timeout",
-      "2",
-    ],
-  });
-  undo.push(() => stop(child));
-  await stage("serve", () => waitForHttp(`${baseUrl}/`, 30_000, child));
-
+  const serveArgs = [
+    cli,
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--db-uri",
+    dbUri,
+    "--functions-url",
+    `http://127.0.0.1:${options.enginePort}/v1`,
+    "--keystone-endpoint",
+    admin.url,
+    "--log-level",
+    "WARNING",
+    "--max-invoke-body",
+    "2GiB",
+    // One load generator is one client address: limits it can never reach, so the bench
+    // measures the limiter's cost on every invocation without being limited.
+    "--rate-limit-public",
+    "100000",
+    "--rate-limit-public-burst",
+    "1000000",
+    "--rate-limit-private",
+    "100000",
+    "--rate-limit-private-burst",
+    "1000000",
+    "--shutdown-timeout",
+    "2",
+  ];
+  const server = await startServe(serveArgs);
+  const { baseUrl } = server;
   const token = cast.member.token;
   const projectId = cast.project.id;
   const api = async (path: string, body: unknown) => {
@@ -143,6 +136,31 @@ export async function startPicasso(options: { enginePort: number; mysqlUri: stri
       }),
     );
   }
-  log(`picasso ready on ${baseUrl} (pid ${child.pid}), app ${appName}`);
-  return { pid: child.pid, baseUrl, projectId, appName, token };
+  log(`picasso ready on ${baseUrl} (pid ${server.child.pid}), app ${appName}`);
+  return { pid: server.child.pid, baseUrl, projectId, appName, token, serveArgs, child: server.child };
+}
+
+async function startServe(serveArgs: string[]): Promise<{ child: Child; baseUrl: string }> {
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const child = start({
+    name: "picasso",
+    command: process.execPath,
+    args: [...serveArgs, "--port", String(port)],
+  });
+  undo.push(() => stop(child));
+  await stage("serve", () => waitForHttp(`${baseUrl}/`, 30_000, child));
+  return { child, baseUrl };
+}
+
+/**
+ * The same Picasso (database, Keystone project, app and routes) served by a new process, the old
+ * one stopped: two starts of the same code can differ by a tenth in CPU per request, so each round
+ * measures a process of its own.
+ */
+export async function restartPicasso(picasso: Picasso): Promise<Picasso> {
+  const server = await startServe(picasso.serveArgs);
+  await stop(picasso.child);
+  log(`picasso restarted on ${server.baseUrl} (pid ${server.child.pid})`);
+  return { ...picasso, pid: server.child.pid, baseUrl: server.baseUrl, child: server.child };
 }

@@ -12,11 +12,12 @@ import {
   readJsonLine,
   repoRoot,
   startHelper,
+  stop,
   stopAll,
 } from "./children.ts";
 import { type Nginx, startNginx } from "./nginx.ts";
 import { loadOptions } from "./options.ts";
-import { cleanupPicasso, type Picasso, PicassoError, startPicasso } from "./picasso.ts";
+import { cleanupPicasso, type Picasso, PicassoError, restartPicasso, startPicasso } from "./picasso.ts";
 import { sampleRss, transfer } from "./stream.ts";
 import { combineRounds, ensureWrk, type LoadResult, median, round, runLoad } from "./wrk.ts";
 
@@ -140,7 +141,8 @@ async function main(): Promise<Record<string, unknown>> {
   }
 
   const engine = await startServer("engine", "engine.ts", []);
-  const nodeProxy = await startServer("node-proxy", "node-proxy.ts", [String(engine.port)]);
+  const startNodeProxy = () => startServer("node-proxy", "node-proxy.ts", [String(engine.port)]);
+  let nodeProxy = await startNodeProxy();
   let nginxSkipped: string | undefined;
   if (!options.nginx) {
     nginxSkipped = "disabled (--no-nginx or BENCH_NGINX=0)";
@@ -165,7 +167,7 @@ async function main(): Promise<Record<string, unknown>> {
 
   const local = (port: number) => `http://127.0.0.1:${port}`;
   type Target = { url: string; serverPid: number; headers?: Record<string, string> };
-  const smallTargets: Record<string, Target | Skipped | null> = {
+  const currentSmallTargets = (): Record<string, Target | Skipped | null> => ({
     direct: { url: `${local(engine.port)}/r/bench/hello`, serverPid: engine.child.pid },
     node_proxy: { url: `${local(nodeProxy.port)}/r/bench/hello`, serverPid: nodeProxy.child.pid },
     nginx: nginx
@@ -181,7 +183,8 @@ async function main(): Promise<Record<string, unknown>> {
           headers: { "X-Auth-Token": picasso.token },
         }
       : null,
-  };
+  });
+  const smallTargets = currentSmallTargets();
 
   const small: Record<string, SmallFigure> = {};
   const measured = new Map<string, { target: Target; rounds: LoadResult[] }>();
@@ -191,18 +194,38 @@ async function main(): Promise<Record<string, unknown>> {
     else measured.set(name, { target, rounds: [] });
   }
   for (let round = 0; round < options.rounds; round++) {
+    if (round > 0) {
+      checkInterrupted();
+      // Each round measures new proxy processes (bench/README.md: "Fresh processes").
+      const previous = nodeProxy.child;
+      nodeProxy = await startNodeProxy();
+      await stop(previous);
+      if (picasso && (!small.picasso_public || !small.picasso_private)) {
+        try {
+          picasso = await restartPicasso(picasso);
+        } catch (error) {
+          if (!(error instanceof PicassoError)) throw error;
+          small.picasso_public ??= { error: `restart: ${error.message}` };
+          small.picasso_private ??= { error: `restart: ${error.message}` };
+          log(`picasso restart failed: ${error.message}`);
+        }
+      }
+      const targets = currentSmallTargets();
+      for (const [name, entry] of measured) {
+        const target = targets[name];
+        if (target && !("skipped" in target)) entry.target = target;
+      }
+    }
     for (const [name, { target, rounds }] of orderOfRound([...measured], round)) {
       if (small[name]) continue; // failed in an earlier round
       checkInterrupted();
       try {
-        if (round === 0) await check(target.url, target.headers);
+        await check(target.url, target.headers);
         const label = roundLabel(name, round, options.rounds);
-        const result = await runLoad(
-          label,
-          target.url,
-          { ...options, warmupS: round === 0 ? options.warmupS : 0 },
-          { serverPid: target.serverPid, ...(target.headers ? { headers: target.headers } : {}) },
-        );
+        const result = await runLoad(label, target.url, options, {
+          serverPid: target.serverPid,
+          ...(target.headers ? { headers: target.headers } : {}),
+        });
         rounds.push(result);
       } catch (error) {
         checkInterrupted();
