@@ -78,7 +78,9 @@ async function upstream(
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   });
-  return { engine, requests };
+  // The IronFunctions driver always streams to Node writables; the Engine type leaves it optional.
+  const invoke = (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>).bind(engine);
+  return { invoke, requests };
 }
 
 /** Writes `total` bytes in 1 MiB chunks as fast as the connection takes them; counts what it wrote. */
@@ -139,12 +141,9 @@ describe("IronFunctions driver: streamed invocations", () => {
   it("paces the engine by the caller's writable, then delivers every byte", async () => {
     const total = 128 * MiB;
     const { progress, handler } = streamBytes(total);
-    const { engine } = await upstream(handler);
+    const { invoke } = await upstream(handler);
     const gate = gatedSink();
-    const invocation = (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-      callWith(new Cancel()),
-      gate.open,
-    );
+    const invocation = invoke(callWith(new Cancel()), gate.open);
     await sleep(500);
     // Held back by a writable that takes nothing: only socket buffers' worth has left the engine.
     expect(progress.written).toBeLessThan(32 * MiB);
@@ -157,13 +156,10 @@ describe("IronFunctions driver: streamed invocations", () => {
 
   it("stops the engine request when the call is cancelled mid-answer", async () => {
     const { progress, handler } = streamBytes(128 * MiB);
-    const { engine } = await upstream(handler);
+    const { invoke } = await upstream(handler);
     const gate = gatedSink();
     const cancel = new Cancel();
-    const invocation = (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-      callWith(cancel),
-      gate.open,
-    );
+    const invocation = invoke(callWith(cancel), gate.open);
     await sleep(200);
     const reason = new Error("the client went away");
     cancel.fire(reason);
@@ -176,29 +172,24 @@ describe("IronFunctions driver: streamed invocations", () => {
   });
 
   it("never sends a call cancelled before it had a connection", async () => {
-    const { engine, requests } = await upstream((_req, res) => res.end("ok"));
+    const { invoke, requests } = await upstream((_req, res) => res.end("ok"));
     const cancel = new Cancel();
     const reason = new Error("cancelled early");
     cancel.fire(reason);
     const gate = gatedSink();
-    await expect(
-      (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(callWith(cancel), gate.open),
-    ).rejects.toBe(reason);
+    await expect(invoke(callWith(cancel), gate.open)).rejects.toBe(reason);
     await sleep(100);
     expect(requests).toEqual([]);
     expect(gate.state.opened).toBe(0);
   });
 
   it("takes the engine's own 404 as a missing route and opens no writable", async () => {
-    const { engine } = await upstream((_req, res) => {
+    const { invoke } = await upstream((_req, res) => {
       res.writeHead(404, { "content-type": "application/json" });
       res.end('{"error":{"message":"Route not found"}}');
     });
     const gate = gatedSink();
-    const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-      callWith(new Cancel()),
-      gate.open,
-    ).catch((caught: unknown) => caught);
+    const error = await invoke(callWith(new Cancel()), gate.open).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(EngineError);
     expect((error as EngineError).kind).toBe("not_found");
     expect(gate.state.opened).toBe(0);
@@ -206,7 +197,7 @@ describe("IronFunctions driver: streamed invocations", () => {
 
   it("stops the engine request when the caller's writable fails", async () => {
     const { progress, handler } = streamBytes(128 * MiB);
-    const { engine } = await upstream(handler);
+    const { invoke } = await upstream(handler);
     const failure = new Error("answer too large to hold");
     let taken = 0;
     const failing = new Writable({
@@ -215,12 +206,7 @@ describe("IronFunctions driver: streamed invocations", () => {
         done(taken > 4 * MiB ? failure : undefined);
       },
     });
-    await expect(
-      (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-        callWith(new Cancel()),
-        () => failing,
-      ),
-    ).rejects.toBe(failure);
+    await expect(invoke(callWith(new Cancel()), () => failing)).rejects.toBe(failure);
     await sleep(100);
     expect(progress.closedEarly).toBe(true);
     expect(progress.finished).toBe(false);
@@ -233,29 +219,26 @@ describe("IronFunctions driver: streamed invocations", () => {
 
     /** Calls `quickRoute` and expects the call to fail as the engine timing out. */
     async function expectTimeout(
-      engine: ReturnType<typeof createIronFunctionsEngine>,
+      invoke: Awaited<ReturnType<typeof upstream>>["invoke"],
       open: () => Writable,
     ): Promise<void> {
-      const error = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-        callWith(new Cancel(), quickRoute),
-        open,
-      ).catch((caught: unknown) => caught);
+      const error = await invoke(callWith(new Cancel(), quickRoute), open).catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(EngineError);
       expect((error as EngineError).kind).toBe("timeout");
     }
 
     it("gives up on an engine that does not start its answer, before opening a writable", async () => {
-      const { engine } = await upstream(() => {}, marginMs);
+      const { invoke } = await upstream(() => {}, marginMs);
       const gate = gatedSink();
       const started = performance.now();
-      await expectTimeout(engine, gate.open);
+      await expectTimeout(invoke, gate.open);
       expect(performance.now() - started).toBeGreaterThanOrEqual(1100);
       expect(gate.state.opened).toBe(0);
     });
 
     it("cuts the answer short when the engine stalls in the middle of its body", async () => {
       let closedEarly = false;
-      const { engine } = await upstream((_req, res) => {
+      const { invoke } = await upstream((_req, res) => {
         res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "1000" });
         res.write(Buffer.alloc(100));
         res.on("close", () => {
@@ -264,7 +247,7 @@ describe("IronFunctions driver: streamed invocations", () => {
       }, marginMs);
       const gate = gatedSink();
       gate.release();
-      await expectTimeout(engine, gate.open);
+      await expectTimeout(invoke, gate.open);
       expect(gate.state.received).toBe(100);
       expect(gate.sink.destroyed).toBe(true);
       await sleep(100);
@@ -315,12 +298,12 @@ describe("IronFunctions driver: streamed invocations", () => {
       pacedByEngine: boolean;
       thinkMs: number;
     }) {
-      const { engine } = await upstream(countingEngine(options.thinkMs), marginMs);
+      const { invoke } = await upstream(countingEngine(options.thinkMs), marginMs);
       const { body, upload } = slowBody(options.chunks, options.everyMs, options.pacedByEngine);
       const gate = gatedSink();
       gate.release();
       const started = performance.now();
-      const failure = await (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
+      const failure = await invoke(
         { ...callWith(new Cancel(), quickRoute), method: "POST", body, upload },
         gate.open,
       ).then(
@@ -357,12 +340,9 @@ describe("IronFunctions driver: streamed invocations", () => {
     it("does not count the time the caller's full writable holds the answer back", async () => {
       const total = 64 * MiB;
       const { progress, handler } = streamBytes(total);
-      const { engine } = await upstream(handler, marginMs);
+      const { invoke } = await upstream(handler, marginMs);
       const gate = gatedSink();
-      const invocation = (engine.invokeStreaming as NonNullable<typeof engine.invokeStreaming>)(
-        callWith(new Cancel(), quickRoute),
-        gate.open,
-      );
+      const invocation = invoke(callWith(new Cancel(), quickRoute), gate.open);
       // Twice the deadline with the engine paused by the writable, not by itself.
       await sleep(2500);
       expect(progress.written).toBeLessThan(total);
