@@ -10,6 +10,7 @@ import { testQuotas } from "../../support/app.ts";
 import { openTestDatabase } from "../../support/db.ts";
 import { type FakeIronFunctions, startFakeIronFunctions } from "../../support/ironfunctions/server.ts";
 import { freshAppName } from "../../support/management.ts";
+import { eventually } from "../../support/processes.ts";
 
 const database = openTestDatabase();
 let fake: FakeIronFunctions;
@@ -121,10 +122,7 @@ describe("a commit cut off by a lost connection", () => {
     await expect(createApp(services, project, { name })).rejects.toMatchObject({ status: 503 });
     expect(performance.now() - started).toBeLessThan(3000);
     expect(newOnEngine()).toHaveLength(1);
-    const deadline = performance.now() + 15_000;
-    while (newOnEngine().length > 0 && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await eventually(() => newOnEngine().length === 0, "the engine matches MySQL again", 15_000);
     expect(newOnEngine()).toEqual([]);
     expect(await storedApp(`${name}-${project}`)).toBeUndefined();
   }, 30_000);
