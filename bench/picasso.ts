@@ -8,14 +8,15 @@ import { KeystoneAdmin, type ProjectWithUsers } from "../tests/support/keystone.
 import { type Child, freePort, log, output, repoRoot, start, stop, waitForHttp } from "./children.ts";
 
 export type Picasso = {
-  pid: number;
+  /** The `serve` process measured; replaced by `restartPicasso`. */
+  child: Child;
   baseUrl: string;
   projectId: string;
   appName: string;
   /** Member token of the project; never logged. */
   token: string;
+  /** `picasso-api serve` arguments without `--port`, for another process of the same Picasso. */
   serveArgs: string[];
-  child: Child;
 };
 
 export class PicassoError extends Error {
@@ -137,7 +138,7 @@ export async function startPicasso(options: { enginePort: number; mysqlUri: stri
     );
   }
   log(`picasso ready on ${baseUrl} (pid ${server.child.pid}), app ${appName}`);
-  return { pid: server.child.pid, baseUrl, projectId, appName, token, serveArgs, child: server.child };
+  return { child: server.child, baseUrl, projectId, appName, token, serveArgs };
 }
 
 async function startServe(serveArgs: string[]): Promise<{ child: Child; baseUrl: string }> {
@@ -162,5 +163,5 @@ export async function restartPicasso(picasso: Picasso): Promise<Picasso> {
   const server = await startServe(picasso.serveArgs);
   await stop(picasso.child);
   log(`picasso restarted on ${server.baseUrl} (pid ${server.child.pid})`);
-  return { ...picasso, pid: server.child.pid, baseUrl: server.baseUrl, child: server.child };
+  return { ...picasso, child: server.child, baseUrl: server.baseUrl };
 }

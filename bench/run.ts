@@ -174,12 +174,12 @@ async function main(): Promise<Record<string, unknown>> {
       ? { url: `${local(nginx.port)}/r/bench/hello`, serverPid: nginx.pid }
       : { skipped: nginxSkipped ?? "unavailable" },
     picasso_public: picasso
-      ? { url: `${picasso.baseUrl}/r/${picasso.appName}/hello`, serverPid: picasso.pid }
+      ? { url: `${picasso.baseUrl}/r/${picasso.appName}/hello`, serverPid: picasso.child.pid }
       : null,
     picasso_private: picasso
       ? {
           url: `${picasso.baseUrl}/v1/r/${picasso.projectId}/${picasso.appName}/hello`,
-          serverPid: picasso.pid,
+          serverPid: picasso.child.pid,
           headers: { "X-Auth-Token": picasso.token },
         }
       : null,
@@ -257,7 +257,7 @@ async function main(): Promise<Record<string, unknown>> {
   // Baseline just before the streaming tests; Picasso idles while the other targets stream.
   let sampler: ReturnType<typeof sampleRss> | undefined;
   try {
-    sampler = picasso ? sampleRss(picasso.pid) : undefined;
+    sampler = picasso ? sampleRss(picasso.child.pid) : undefined;
   } catch (error) {
     streamErrors.picasso = `cannot read Picasso's memory: ${message(error)}`;
   }
